@@ -1,0 +1,23 @@
+// Row reductions over a contiguous [rows, cols] buffer: one output per row. The tensor layer
+// moves the reduced dims last first. Sums accumulate in double in a fixed order, so results do
+// not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+
+namespace graft::kernels {
+
+enum class ReduceOp : uint8_t { sum, mean, max, min, prod };
+
+// out[r] = op(in[r, :]); for max/min, index[r] (may be null) receives the first extreme's column.
+// NaN propagates through max/min, as in PyTorch.
+template <class T>
+void reduce_rows_cpu(ReduceOp op, const T* in, int64_t rows, int64_t cols, T* out, int64_t* index);
+// index[r] = column of the first max (is_max) or min of row r; out-of-band NaN counts as extreme.
+template <class T>
+void arg_reduce_rows_cpu(bool is_max, const T* in, int64_t rows, int64_t cols, int64_t* index);
+// Softmax or log-softmax of each row; a row of all -inf gives NaN, as in PyTorch.
+template <class T>
+void softmax_rows_cpu(bool log, const T* in, int64_t rows, int64_t cols, T* out);
+
+}  // namespace graft::kernels

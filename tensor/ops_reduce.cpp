@@ -1,0 +1,151 @@
+// Reductions: the reduced dims are moved last and made contiguous, then a row kernel runs.
+#include <limits>
+
+#include "tensor/factory.h"
+#include "tensor/iter.h"
+#include "tensor/ops.h"
+
+namespace graft::ops {
+
+namespace {
+
+const char* reduce_name(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum: return "sum";
+    case ReduceOp::mean: return "mean";
+    case ReduceOp::max: return "max";
+    case ReduceOp::min: return "min";
+    case ReduceOp::prod: return "prod";
+  }
+  return "reduce";
+}
+
+struct Rows {
+  Tensor data;      // contiguous [rows, cols]
+  int64_t rows, cols;
+  Shape out_shape;  // with or without the kept dims
+};
+
+Rows to_rows(const char* op, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+  const auto dims = normalize_dims(op, dims_in, x.dim());
+  std::vector<int64_t> order;
+  std::vector<bool> reduced(static_cast<size_t>(x.dim()), false);
+  for (int64_t d : dims) reduced[static_cast<size_t>(d)] = true;
+  Shape out_shape;
+  int64_t rows = 1, cols = 1;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    const int64_t s = x.shape()[static_cast<size_t>(d)];
+    if (!reduced[static_cast<size_t>(d)]) {
+      order.push_back(d);
+      out_shape.push_back(s);
+      rows *= s;
+    } else if (keepdim) {
+      out_shape.push_back(1);
+    }
+  }
+  for (int64_t d : dims) {
+    order.push_back(d);
+    cols *= x.shape()[static_cast<size_t>(d)];
+  }
+  return {contiguous(permute(x, order)), rows, cols, out_shape};
+}
+
+}  // namespace
+
+Tensor reduce(ReduceOp op, const Tensor& x_in, const std::vector<int64_t>& dims, bool keepdim) {
+  const char* name = reduce_name(op);
+  check_cpu(name, x_in);
+  Tensor x = x_in;
+  if (x.dtype() == DType::boolean) {
+    if (op == ReduceOp::sum || op == ReduceOp::prod) x = cast(x, DType::i64);
+    else detail::throw_dtype(name, x.dtype(), "floating and integer types");
+  }
+  if (op == ReduceOp::mean) check_floating(name, x);
+  Rows r = to_rows(name, x, dims, keepdim);
+  Tensor out = empty(r.out_shape, TensorOptions(x.dtype()).with_device(x.device()));
+  if (r.rows == 0) return out;
+  if (r.cols == 0) {
+    if (op == ReduceOp::max || op == ReduceOp::min)
+      throw ShapeError(std::string(name) + ": cannot reduce an empty dim of shape " + shape_str(x.shape()));
+    fill(out, op == ReduceOp::prod ? 1.0 : op == ReduceOp::mean ? std::numeric_limits<double>::quiet_NaN() : 0.0);
+    return out;
+  }
+  GRAFT_DISPATCH_ALL(name, x.dtype(), [&] {
+    if constexpr (!std::is_same_v<scalar_t, bool>)
+      kernels::reduce_rows_cpu<scalar_t>(op, static_cast<const scalar_t*>(r.data.data_ptr()), r.rows, r.cols,
+                                         static_cast<scalar_t*>(out.data_ptr()), nullptr);
+  });
+  return out;
+}
+
+std::pair<Tensor, Tensor> reduce_with_index(ReduceOp op, const Tensor& x, int64_t dim, bool keepdim) {
+  const char* name = reduce_name(op);
+  check_cpu(name, x);
+  if (op != ReduceOp::max && op != ReduceOp::min) throw ValueError("reduce_with_index: only max and min");
+  if (x.dtype() == DType::boolean) detail::throw_dtype(name, x.dtype(), "floating and integer types");
+  Rows r = to_rows(name, x, {dim}, keepdim);
+  if (r.cols == 0) throw ShapeError(std::string(name) + ": cannot reduce an empty dim of shape " + shape_str(x.shape()));
+  Tensor values = empty(r.out_shape, TensorOptions(x.dtype()).with_device(x.device()));
+  Tensor indices = empty(r.out_shape, TensorOptions(DType::i64).with_device(x.device()));
+  GRAFT_DISPATCH_ALL(name, x.dtype(), [&] {
+    if constexpr (!std::is_same_v<scalar_t, bool>)
+      kernels::reduce_rows_cpu<scalar_t>(op, static_cast<const scalar_t*>(r.data.data_ptr()), r.rows, r.cols,
+                                         static_cast<scalar_t*>(values.data_ptr()),
+                                         static_cast<int64_t*>(indices.data_ptr()));
+  });
+  return {values, indices};
+}
+
+Tensor arg_reduce(bool is_max, const Tensor& x, int64_t dim, bool keepdim) {
+  const char* name = is_max ? "argmax" : "argmin";
+  check_cpu(name, x);
+  if (x.dtype() == DType::boolean) detail::throw_dtype(name, x.dtype(), "floating and integer types");
+  Rows r = to_rows(name, x, {dim}, keepdim);
+  if (r.cols == 0) throw ShapeError(std::string(name) + ": cannot reduce an empty dim of shape " + shape_str(x.shape()));
+  Tensor indices = empty(r.out_shape, TensorOptions(DType::i64).with_device(x.device()));
+  GRAFT_DISPATCH_ALL(name, x.dtype(), [&] {
+    if constexpr (!std::is_same_v<scalar_t, bool>)
+      kernels::arg_reduce_rows_cpu<scalar_t>(is_max, static_cast<const scalar_t*>(r.data.data_ptr()), r.rows, r.cols,
+                                             static_cast<int64_t*>(indices.data_ptr()));
+  });
+  return indices;
+}
+
+Tensor softmax(const Tensor& x, int64_t dim, bool log) {
+  const char* name = log ? "log_softmax" : "softmax";
+  check_cpu(name, x);
+  check_floating(name, x);
+  if (x.dim() == 0) return softmax(unsqueeze(x, 0), 0, log).reshape({});
+  dim = normalize_dim(name, dim, x.dim());
+  const int64_t last = x.dim() - 1;
+  std::vector<int64_t> order;
+  for (int64_t d = 0; d < x.dim(); ++d) order.push_back(d);
+  std::swap(order[static_cast<size_t>(dim)], order[static_cast<size_t>(last)]);
+  Tensor rows = contiguous(permute(x, order));
+  Tensor out = empty_like_contiguous(rows, x.dtype());
+  const int64_t cols = x.shape()[static_cast<size_t>(dim)];
+  if (cols > 0 && x.numel() > 0) {
+    GRAFT_DISPATCH_F32_F64(name, x.dtype(), [&] {
+      kernels::softmax_rows_cpu<scalar_t>(log, static_cast<const scalar_t*>(rows.data_ptr()), x.numel() / cols, cols,
+                                          static_cast<scalar_t*>(out.data_ptr()));
+    });
+  }
+  return contiguous(permute(out, order));  // the swap is its own inverse
+}
+
+Tensor sum_to(const Tensor& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  const int64_t lead = x.dim() - static_cast<int64_t>(shape.size());
+  if (lead < 0) throw ShapeError("sum_to: cannot sum shape " + shape_str(x.shape()) + " to " + shape_str(shape));
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (d < lead) dims.push_back(d);
+    else if (shape[static_cast<size_t>(d - lead)] == 1 && x.shape()[static_cast<size_t>(d)] != 1) dims.push_back(d);
+    else if (shape[static_cast<size_t>(d - lead)] != x.shape()[static_cast<size_t>(d)])
+      throw ShapeError("sum_to: cannot sum shape " + shape_str(x.shape()) + " to " + shape_str(shape));
+  }
+  if (dims.empty()) return reshape(x, shape);
+  return reshape(reduce(ReduceOp::sum, x, dims, true), shape);
+}
+
+}  // namespace graft::ops
