@@ -63,6 +63,12 @@ Tensor record(const char* name, Tensor output, const std::vector<Tensor>& inputs
   return output;
 }
 
+Node::BackwardFn backward_not_implemented(const std::string& op) {
+  return [op](const Tensor&) -> std::vector<Tensor> {
+    throw NotImplementedError(op + ": backward is not implemented");
+  };
+}
+
 Tensor saved(const Tensor& t) {
   if (!t.defined()) return t;
   return ops::as_strided(t, t.shape(), t.strides(), t.offset());

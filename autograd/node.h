@@ -54,6 +54,10 @@ bool needs_graph(const std::vector<Tensor>& inputs);
 // capture `output` itself (that would be a reference cycle): capture saved(output).
 Tensor record(const char* name, Tensor output, const std::vector<Tensor>& inputs, Node::BackwardFn backward);
 
+// A backward for an op whose gradient graft does not implement: throws NotImplementedError
+// naming the op when a backward pass reaches it (never returns zeros).
+Node::BackwardFn backward_not_implemented(const std::string& op);
+
 // An alias of t with no autograd slot, for closures to keep.
 Tensor saved(const Tensor& t);
 
