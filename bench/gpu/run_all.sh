@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One command on a GPU machine (CUDA toolkit, CMake, ninja; no oneDNN, GoogleTest or Google
+# Benchmark needed): builds graft with the CUDA backend, runs every test, the CUDA ones included,
+# and prints a summary table. Logs go to the folder given as $1 (default: gpu-logs).
+#
+# GoogleTest is built from source: GRAFT_GTEST_SOURCE, else ./.gtest (a copy of Debian's
+# /usr/src/googletest carried to the machine), else /usr/src/googletest.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+LOG=$(realpath -m "${1:-gpu-logs}")
+mkdir -p "$LOG"
+
+GTEST_SRC=""
+for candidate in "${GRAFT_GTEST_SOURCE:-}" .gtest /usr/src/googletest; do
+  if [ -n "$candidate" ] && [ -f "$candidate/CMakeLists.txt" ]; then GTEST_SRC=$(realpath "$candidate"); break; fi
+done
+[ -n "$GTEST_SRC" ] || { echo "run_all: no GoogleTest source found (set GRAFT_GTEST_SOURCE)"; exit 2; }
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; nvcc --version | tail -2; date -u; } \
+  > "$LOG/device.txt" 2>&1
+echo "device: $(head -1 "$LOG/device.txt")"
+
+status=0
+cmake --preset cuda -DGRAFT_GTEST_SOURCE="$GTEST_SRC" > "$LOG/configure.log" 2>&1 || { echo "configure FAILED"; tail -30 "$LOG/configure.log"; exit 1; }
+cmake --build --preset cuda -j"$(nproc)" > "$LOG/build.log" 2>&1 || { echo "build FAILED"; grep -E "error" -A3 "$LOG/build.log" | head -60; exit 1; }
+ctest --preset cuda -j4 --output-junit "$LOG/ctest.xml" > "$LOG/ctest.log" 2>&1 || status=1
+
+passed=$(grep -c "Passed" "$LOG/ctest.log" || true)
+failed=$(grep -cE "\*\*\*Failed|Exception" "$LOG/ctest.log" || true)
+skipped=$(grep -c "Skipped" "$LOG/ctest.log" || true)
+echo
+echo "| suite | passed | failed | skipped |"
+echo "|---|---|---|---|"
+echo "| all tests (CUDA build) | $passed | $failed | $skipped |"
+echo
+echo "tests touching CUDA:"
+grep -iE "cuda|device" "$LOG/ctest.log" | sed 's/^ *//' | head -40
+grep -E "\*\*\*Failed|Exception" "$LOG/ctest.log" | head -20
+echo "GPU benchmarks against PyTorch: none yet (they come with the CUDA backend issue)."
+tail -3 "$LOG/ctest.log"
+exit $status

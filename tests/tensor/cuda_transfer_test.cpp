@@ -1,0 +1,52 @@
+// Host <-> CUDA transfers through the stream-ordered pool. Skips (never passes) without a GPU.
+#include <gtest/gtest.h>
+
+#include "autograd/ops.h"
+
+using namespace graft;
+
+TEST(CudaTransfer, RoundTripKeepsValuesAndDtype) {
+  if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device visible (or graft built without CUDA)";
+  for (DType dtype : {DType::f32, DType::f64, DType::bf16, DType::i64, DType::boolean}) {
+    Tensor host = randint(0, 7, {3, 129}, dtype == DType::boolean ? DType::i64 : dtype);
+    if (dtype == DType::boolean) host = gt(host, 3.0);
+    Tensor dev = host.to(Device::cuda(0));
+    EXPECT_TRUE(dev.device().is_cuda());
+    EXPECT_EQ(dev.dtype(), host.dtype());
+    Tensor back = dev.to(Device::cpu());
+    EXPECT_EQ(back.to_vector<double>(), host.to_vector<double>()) << dtype_name(dtype);
+  }
+}
+
+TEST(CudaTransfer, NonContiguousSourceAndFill) {
+  if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device visible (or graft built without CUDA)";
+  Tensor host = randn({5, 7});
+  Tensor dev = host.t().to(Device::cuda(0));  // staged through a contiguous copy
+  EXPECT_EQ(dev.to(Device::cpu()).to_vector<float>(), host.t().contiguous().to_vector<float>());
+  Tensor z = zeros({4, 4}, TensorOptions(DType::f32).with_device(Device::cuda(0)));
+  z.fill_(2.5);
+  EXPECT_EQ(z.to(Device::cpu()).to_vector<float>(), std::vector<float>(16, 2.5f));
+}
+
+TEST(CudaTransfer, GradientFlowsBackAcrossDevices) {
+  if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device visible (or graft built without CUDA)";
+  Tensor x = from_vector<float>({1, 2, 3}).requires_grad_();
+  Tensor y = x.to(Device::cuda(0)).to(Device::cpu());
+  (y * y).sum().backward();
+  EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{2, 4, 6}));
+}
+
+TEST(CudaTransfer, OpsOnCudaTensorsSayWhatIsMissing) {
+  if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device visible (or graft built without CUDA)";
+  Tensor a = ones({2}).to(Device::cuda(0));
+  EXPECT_THROW(a + a, NotImplementedError);
+  EXPECT_THROW(a + ones({2}), DeviceError);  // mixed devices
+}
+
+TEST(CudaTransfer, UnavailableDeviceIsATypedError) {
+  if (cuda_is_available()) {
+    EXPECT_THROW(ones({2}).to(Device::cuda(cuda_device_count())), DeviceError);
+  } else {
+    EXPECT_THROW(ones({2}).to(Device::cuda(0)), DeviceError);
+  }
+}
