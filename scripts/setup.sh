@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what graft's build needs (Debian packages). Idempotent: a second run installs nothing.
+#   scripts/setup.sh           build + test dependencies
+#   scripts/setup.sh --bench   also the PyTorch peer for bench/compare.sh
+set -euo pipefail
+
+packages=(cmake ninja-build g++ ccache libdnnl-dev nlohmann-json3-dev libcli11-dev libfmt-dev libutf8proc-dev
+          libgtest-dev libgmock-dev libbenchmark-dev)
+if [[ "${1:-}" == "--bench" ]]; then packages+=(python3-torch libopenblas0-pthread); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

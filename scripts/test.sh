@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command: installs dependencies, builds (release preset), runs every test, then installs
+# graft to a scratch prefix and builds examples/embed against it with find_package(graft).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+jobs=$(nproc)
+
+cmake --preset release
+cmake --build --preset release -j"$jobs"
+ctest --preset release -j"$jobs"
+
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install build/release --prefix "$prefix" > /dev/null
+cmake -S examples/embed -B "$prefix/embed-build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" > /dev/null
+cmake --build "$prefix/embed-build"
+"$prefix/embed-build/embed"
