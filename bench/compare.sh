@@ -1,31 +1,77 @@
 #!/usr/bin/env bash
 # Runs graft's Google Benchmark cases and the same cases in PyTorch (bench/peers/) in one go and
-# prints one line per case:  case=<name> graft_ms=<median> peer_ms=<median> speedup=<peer/graft> gflops=<graft>
+# prints one line per case:
+#   case=<name> graft_ms=<median> peer_ms=<median> speedup=<peer/graft> gflops=<graft> peer_gflops=<peer>
+# then, for matmul, whether graft reaches 80% of PyTorch's GFLOP/s at 1024³ and 2048³.
 #   bench/compare.sh matmul
+# The peer is Debian's python3-torch under /usr/bin/python3 on OpenBLAS (libopenblas0-pthread);
+# both are installed here if missing. Both sides use the same thread count: GRAFT_BENCH_THREADS,
+# else `nproc`. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, where the environment sets them, are left
+# as they are (the log says which OpenBLAS kernel ran).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 family=${1:?usage: bench/compare.sh <family>   (families: matmul)}
-bash scripts/setup.sh --bench > /dev/null
-cmake --preset release > /dev/null
-cmake --build --preset release --target "graft_bench_$family" -j"$(nproc)" > /dev/null
+[[ -f "bench/peers/$family.py" ]] || { echo "compare: no peer script bench/peers/$family.py" >&2; exit 2; }
+
+# Build and peer dependencies (Debian packages; installs nothing when all are present).
+bash scripts/setup.sh --bench >&2
+if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  echo "compare: installing the peer (python3-torch, libopenblas0-pthread)" >&2
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y python3-torch libopenblas0-pthread >&2
+fi
+
+threads=${GRAFT_BENCH_THREADS:-$(nproc)}
+export GRAFT_BENCH_THREADS=$threads
+# graft's CPU GEMM is oneDNN on OpenMP: give it the same count as the peer (unless already set).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads}
+
+if [[ ! -f build/release/build.ninja && ! -f build/release/Makefile ]]; then
+  cmake --preset release >&2
+fi
+cmake --build build/release --target "graft_bench_$family" -j"${GRAFT_BUILD_JOBS:-$(nproc)}" >&2
+
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, threads=$threads; $(date -u '+%F %T UTC')"
+echo "env: OMP_NUM_THREADS=$OMP_NUM_THREADS OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}"
+
 "build/release/bench/graft_bench_$family" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
-  --benchmark_format=json > "$out/graft.json"
-/usr/bin/python3 "bench/peers/$family.py" > "$out/peer.jsonl" 2> "$out/peer.info"
-echo "peer: $(cat "$out/peer.info")"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) threads; $(date -u +%F)"
-/usr/bin/python3 - "$out/graft.json" "$out/peer.jsonl" <<'PY'
+  --benchmark_format=json > "$out/graft.json" 2> "$out/graft.err" || { cat "$out/graft.err" >&2; exit 1; }
+/usr/bin/python3 "bench/peers/$family.py" > "$out/peer.jsonl" 2> "$out/peer.info" || { cat "$out/peer.info" >&2; exit 1; }
+sed 's/^/peer: /' "$out/peer.info"
+
+/usr/bin/python3 - "$family" "$out/graft.json" "$out/peer.jsonl" <<'PY'
 import json, sys
+
+family, graft_path, peer_path = sys.argv[1:]
+to_ms = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+doc = json.load(open(graft_path))
+ctx = doc.get("context", {})
+print(f"graft: {ctx.get('executable', '?')} ({ctx.get('num_cpus', '?')} CPUs, {ctx.get('mhz_per_cpu', '?')} MHz), "
+      "Google Benchmark median of 5 repetitions")
 graft = {}
-for b in json.load(open(sys.argv[1]))["benchmarks"]:
-    if b.get("aggregate_name") == "median":
-        name = b["run_name"].replace("/real_time", "")
-        graft[name] = (b["real_time"], b.get("GFLOP/s", 0) / 1e9 if b.get("GFLOP/s", 0) > 1e6 else b.get("GFLOP/s", 0))
-for line in open(sys.argv[2]):
+for b in doc["benchmarks"]:
+    if b.get("aggregate_name") != "median":
+        continue
+    name = b["run_name"].removesuffix("/real_time")
+    graft[name] = (b["real_time"] * to_ms[b.get("time_unit", "ns")], b.get("GFLOP/s", 0.0))
+ratios = {}
+for line in open(peer_path):
     p = json.loads(line)
     if p["case"] not in graft:
+        print(f"compare: peer case {p['case']} has no graft counterpart", file=sys.stderr)
         continue
     ms, gflops = graft[p["case"]]
-    print(f"case={p['case']} graft_ms={ms:.3f} peer_ms={p['ms']:.3f} speedup={p['ms'] / ms:.2f} gflops={gflops:.1f}")
+    ratios[p["case"]] = gflops / p["gflops"]
+    print(f"case={p['case']} graft_ms={ms:.3f} peer_ms={p['ms']:.3f} speedup={p['ms'] / ms:.2f} "
+          f"gflops={gflops:.1f} peer_gflops={p['gflops']:.1f}")
+if family == "matmul":
+    best = max([g for _, g in graft.values()] + [json.loads(l)["gflops"] for l in open(peer_path)])
+    print(f"sgemm ceiling seen: {best:.1f} GFLOP/s (best of graft and peer, all cases)")
+    for case in ("matmul_square/1024", "matmul_square/2048"):
+        if case in ratios:
+            r = ratios[case]
+            print(f"target: {case} graft/peer GFLOP/s = {100 * r:.0f}% (>= 80%: {'met' if r >= 0.8 else 'NOT met'})")
 PY
