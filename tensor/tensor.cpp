@@ -183,7 +183,7 @@ struct Printer {
 std::string Tensor::str() const {
   if (!defined()) return "tensor(undefined)";
   std::vector<double> values = to_vector<double>();
-  Printer p{values, shape(), is_floating(dtype()), numel() > kSummariseAbove};
+  Printer p{values, shape(), is_floating(dtype()), numel() > kSummariseAbove, false, {}};
   double max_abs = 0, min_abs = INFINITY;
   for (double v : values)
     if (std::isfinite(v) && v != 0) {

@@ -57,6 +57,20 @@ template <class T> double sum_row(const T* x, int64_t cols, bool parallel) {
   return acc;
 }
 
+// Column of the first maximum (or minimum) of a row; the first NaN wins, as in PyTorch.
+template <class T> int64_t extreme_index(bool is_max, const T* x, int64_t cols) {
+  double best = to_double(x[0]);
+  int64_t best_i = 0;
+  for (int64_t i = 1; i < cols && !std::isnan(best); ++i) {
+    const double v = to_double(x[i]);
+    if (std::isnan(v) || (is_max ? v > best : v < best)) {
+      best = v;
+      best_i = i;
+    }
+  }
+  return best_i;
+}
+
 }  // namespace
 
 template <class T>
@@ -79,16 +93,7 @@ void reduce_rows_cpu(ReduceOp op, const T* in, int64_t rows, int64_t cols, T* ou
       }
       case ReduceOp::max:
       case ReduceOp::min: {
-        const bool is_max = op == ReduceOp::max;
-        double best = to_double(x[0]);
-        int64_t best_i = 0;
-        for (int64_t i = 1; i < cols && !std::isnan(best); ++i) {
-          double v = to_double(x[i]);
-          if (std::isnan(v) || (is_max ? v > best : v < best)) {
-            best = v;
-            best_i = i;
-          }
-        }
+        const int64_t best_i = extreme_index(op == ReduceOp::max, x, cols);
         out[r] = x[best_i];
         if (index) index[r] = best_i;
         break;
@@ -100,17 +105,7 @@ void reduce_rows_cpu(ReduceOp op, const T* in, int64_t rows, int64_t cols, T* ou
 template <class T>
 void arg_reduce_rows_cpu(bool is_max, const T* in, int64_t rows, int64_t cols, int64_t* index) {
   parallel_rows(rows, cols, [&](int64_t r) {
-    const T* x = in + r * cols;
-    double best = to_double(x[0]);
-    int64_t best_i = 0;
-    for (int64_t i = 1; i < cols && !std::isnan(best); ++i) {
-      double v = to_double(x[i]);
-      if (std::isnan(v) || (is_max ? v > best : v < best)) {
-        best = v;
-        best_i = i;
-      }
-    }
-    index[r] = best_i;
+    index[r] = extreme_index(is_max, in + r * cols, cols);
   });
 }
 

@@ -2,21 +2,11 @@
 // non-contiguous inputs.
 #include <gtest/gtest.h>
 
-#include "autograd/gradcheck.h"
-#include "autograd/ops.h"
+#include "autograd/gradcheck_helpers.h"
 
 using namespace graft;
-
-namespace {
-
-Tensor rnd(const Shape& s, double lo = -1.0, double hi = 1.0) { return uniform(s, lo, hi, DType::f64); }
-
-void expect_gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f, const std::vector<Tensor>& inputs) {
-  GradcheckResult r = gradcheck(f, inputs);
-  EXPECT_TRUE(r.ok) << r.message;
-}
-
-}  // namespace
+using graft::testing::expect_gradcheck;
+using graft::testing::rnd;
 
 TEST(GradcheckElementwise, BinaryWithBroadcasting) {
   manual_seed(1);

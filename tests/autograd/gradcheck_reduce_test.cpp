@@ -1,17 +1,10 @@
 #include <gtest/gtest.h>
 
-#include "autograd/gradcheck.h"
-#include "autograd/ops.h"
+#include "autograd/gradcheck_helpers.h"
 
 using namespace graft;
-
-namespace {
-Tensor rnd(const Shape& s) { return randn(s, DType::f64); }
-void expect_gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f, const std::vector<Tensor>& inputs) {
-  GradcheckResult r = gradcheck(f, inputs);
-  EXPECT_TRUE(r.ok) << r.message;
-}
-}  // namespace
+using graft::testing::expect_gradcheck;
+using graft::testing::rnd;
 
 TEST(GradcheckReduce, SumMeanAnyDims) {
   manual_seed(10);
