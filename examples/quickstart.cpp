@@ -10,7 +10,7 @@ using namespace graft;
 int main() {
   manual_seed(0);
   constexpr int64_t kPerClass = 200, kClasses = 3, kFeatures = 2, kHidden = 32, kSteps = 300;
-  constexpr double kLearningRate = 0.5;
+  constexpr double kLearningRate = 0.1;
 
   // Data: class c is a blob around a centre on the unit circle, scaled by 2.
   const std::vector<float> centres{2.0f, 0.0f, -1.0f, 1.7f, -1.0f, -1.7f};
@@ -47,7 +47,7 @@ int main() {
         p.set_grad(Tensor());
       }
     }
-    if (step % 50 == 0) std::printf("step %3lld  loss %.4f\n", static_cast<long long>(step), loss.item());
+    if (step % 25 == 0) std::printf("step %3lld  loss %.4f\n", static_cast<long long>(step), loss.item());
   }
   NoGradGuard no_grad;
   Tensor predicted = argmax(forward(x), 1);

@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 
-cmake --preset release
+# Tests ON explicitly: a build/release configured earlier with GRAFT_BUILD_TESTS=OFF would otherwise
+# keep that cached value, and ctest would run stale binaries (or none).
+cmake --preset release -DGRAFT_BUILD_TESTS=ON
 cmake --build --preset release -j"$jobs"
-ctest --preset release -j"$jobs"
+ctest --preset release --output-on-failure --no-tests=error -j"$jobs"
 
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT

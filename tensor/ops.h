@@ -54,6 +54,8 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 
 // --- linear algebra and normalisation ---
 Tensor matmul(const Tensor& a, const Tensor& b);
+// Validates a matmul (devices, dtypes, inner sizes, batch broadcast) naming both shapes as given.
+void check_matmul(const Tensor& a, const Tensor& b);
 // Returns (y, mean, rstd); mean/rstd have the leading (non-normalised) shape.
 std::tuple<Tensor, Tensor, Tensor> layer_norm_forward(const Tensor& x, int64_t normalized_ndim,
                                                       const Tensor& weight, const Tensor& bias, double eps);
@@ -63,7 +65,8 @@ std::tuple<Tensor, Tensor, Tensor> layer_norm_backward(const Tensor& grad_y, con
                                                        const Tensor& weight, bool want_weight, bool want_bias);
 
 // --- indexing (indices are i32 or i64, bounds-checked) ---
-Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+// `op` names the caller in errors (embedding uses index_select underneath).
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index, const char* op = "index_select");
 Tensor index_add(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& src);  // zeros + adds
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor scatter_add(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& src);  // zeros + adds

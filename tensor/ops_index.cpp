@@ -39,14 +39,14 @@ Split split_at(const Shape& shape, int64_t d) {
 
 }  // namespace
 
-Tensor index_select(const Tensor& x_in, int64_t dim, const Tensor& index) {
-  check_cpu("index_select", x_in);
-  if (index.dim() > 1) throw ShapeError("index_select: index must be 1-D, got shape " + shape_str(index.shape()));
-  if (x_in.dim() == 0) throw ShapeError("index_select: input must have at least 1 dim");
-  dim = normalize_dim("index_select", dim, x_in.dim());
+Tensor index_select(const Tensor& x_in, int64_t dim, const Tensor& index, const char* op) {
+  check_cpu(op, x_in);
+  if (index.dim() > 1) throw ShapeError(std::string(op) + ": index must be 1-D, got shape " + shape_str(index.shape()));
+  if (x_in.dim() == 0) throw ShapeError(std::string(op) + ": input must have at least 1 dim");
+  dim = normalize_dim(op, dim, x_in.dim());
   Tensor x = contiguous(x_in);
   const Split s = split_at(x.shape(), dim);
-  Tensor idx = checked_index("index_select", index, s.dim);
+  Tensor idx = checked_index(op, index, s.dim);
   Shape out_shape = x.shape();
   out_shape[static_cast<size_t>(dim)] = idx.numel();
   Tensor out = empty(out_shape, x.dtype());

@@ -49,13 +49,27 @@ Tensor fold_batch(const Tensor& x, int64_t batch) {
 
 }  // namespace
 
+void check_matmul(const Tensor& a, const Tensor& b) {
+  check_same_device("matmul", a, b);
+  check_same_dtype("matmul", a, b);
+  const std::string shapes = shape_str(a.shape()) + " and " + shape_str(b.shape());
+  if (a.dim() == 0 || b.dim() == 0) throw ShapeError("matmul: both operands need at least 1 dim, got shapes " + shapes);
+  const int64_t k_a = a.shape().back(), k_b = b.dim() == 1 ? b.shape()[0] : b.shape()[static_cast<size_t>(b.dim() - 2)];
+  if (k_a != k_b)
+    throw ShapeError("matmul: shapes " + shapes + " cannot be multiplied (" + std::to_string(k_a) + " vs " +
+                     std::to_string(k_b) + ")");
+  const Shape a_batch(a.shape().begin(), a.shape().end() - std::min<int64_t>(a.dim(), 2));
+  const Shape b_batch(b.shape().begin(), b.shape().end() - std::min<int64_t>(b.dim(), 2));
+  try {
+    broadcast_shapes("matmul", a_batch, b_batch);
+  } catch (const ShapeError&) {
+    throw ShapeError("matmul: the batch dims of shapes " + shapes + " cannot be broadcast together");
+  }
+}
+
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
-  check_same_device("matmul", a_in, b_in);
-  check_same_dtype("matmul", a_in, b_in);
+  check_matmul(a_in, b_in);
   check_cpu("matmul", a_in);
-  if (a_in.dim() == 0 || b_in.dim() == 0)
-    throw ShapeError("matmul: both operands need at least 1 dim, got shapes " + shape_str(a_in.shape()) + " and " +
-                     shape_str(b_in.shape()));
   const bool a_vec = a_in.dim() == 1, b_vec = b_in.dim() == 1;
   Tensor a = a_vec ? unsqueeze(a_in, 0) : a_in;
   Tensor b = b_vec ? unsqueeze(b_in, 1) : b_in;

@@ -28,6 +28,7 @@ struct Rows {
 
 Rows to_rows(const char* op, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   const auto dims = normalize_dims(op, dims_in, x.dim());
+  if (x.dim() == 0) return {contiguous(x), 1, 1, {}};  // dim 0 / -1 of a scalar: the scalar itself
   std::vector<int64_t> order;
   std::vector<bool> reduced(static_cast<size_t>(x.dim()), false);
   for (int64_t d : dims) reduced[static_cast<size_t>(d)] = true;

@@ -156,8 +156,10 @@ Tensor try_view(const Tensor& x, const Shape& requested) {
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
   Tensor v = try_view(x, shape);
-  if (v.defined()) return v;
-  return try_view(contiguous(x), shape);
+  if (!v.defined()) v = try_view(contiguous(x), shape);
+  if (!v.defined())  // unreachable for a contiguous tensor; never hand back an undefined one
+    throw ShapeError("reshape: cannot view shape " + shape_str(x.shape()) + " as " + shape_str(shape));
+  return v;
 }
 
 }  // namespace graft::ops

@@ -37,6 +37,7 @@ int64_t Tensor::stride(int64_t dim) const { return strides()[normalize_dim("stri
 bool Tensor::is_contiguous() const {
   const auto& s = shape();
   const auto& st = strides();
+  if (shape_numel(s) == 0) return true;  // no element to misplace, as in PyTorch
   int64_t expected = 1;
   for (size_t i = s.size(); i-- > 0;) {
     if (s[i] == 1) continue;

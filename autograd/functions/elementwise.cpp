@@ -112,7 +112,7 @@ Tensor pow(const Tensor& x, const Tensor& e) {
 Tensor clamp(const Tensor& x, std::optional<double> lo, std::optional<double> hi) {
   if (!lo && !hi) throw ValueError("clamp: at least one of min and max must be given");
   const double a = lo ? *lo : -INFINITY, b = hi ? *hi : INFINITY;
-  if (a > b) throw ValueError("clamp: min " + std::to_string(a) + " is greater than max " + std::to_string(b));
+  // min > max is allowed, as in PyTorch: every element becomes max.
   return unary_node(
       UnaryOp::clamp, x,
       [x, a, b](const Tensor& g) {

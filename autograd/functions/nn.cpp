@@ -27,8 +27,8 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  ops::check_matmul(a, b);  // before 1-D operands are lifted, so errors show the shapes given
   if (a.dim() >= 2 && b.dim() >= 2) return matmul_nd(a, b);
-  if (a.dim() == 0 || b.dim() == 0) return ops::matmul(a, b);  // throws the shape error
   Tensor a2 = a.dim() == 1 ? unsqueeze(a, 0) : a;
   Tensor b2 = b.dim() == 1 ? unsqueeze(b, -1) : b;
   Tensor out = matmul_nd(a2, b2);
@@ -67,7 +67,7 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_id
   const int64_t num = weight.shape()[0], dim = weight.shape()[1];
   if (padding_idx >= num) throw IndexError("embedding: padding_idx " + std::to_string(padding_idx) + " >= num_embeddings " + std::to_string(num));
   Tensor flat = ops::reshape(indices, {-1});
-  Tensor rows = ops::index_select(weight, 0, flat);
+  Tensor rows = ops::index_select(weight, 0, flat, "embedding");
   Shape out_shape = indices.shape();
   out_shape.push_back(dim);
   return record("embedding", ops::reshape(rows, out_shape), {weight}, [flat, num, dim, padding_idx](const Tensor& g) {

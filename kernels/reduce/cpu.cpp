@@ -80,12 +80,24 @@ void reduce_rows_cpu(ReduceOp op, const T* in, int64_t rows, int64_t cols, T* ou
     switch (op) {
       case ReduceOp::sum:
       case ReduceOp::mean: {
+        if constexpr (std::is_integral_v<T>) {  // exact: integers add in int64, never through double
+          int64_t acc = 0;
+          for (int64_t i = 0; i < cols; ++i) acc += static_cast<int64_t>(x[i]);
+          out[r] = static_cast<T>(acc);
+          break;
+        }
         double acc = sum_row(x, cols, rows == 1);
         if (op == ReduceOp::mean) acc /= static_cast<double>(cols);
         out[r] = from_double<T>(acc);
         break;
       }
       case ReduceOp::prod: {
+        if constexpr (std::is_integral_v<T>) {
+          int64_t acc = 1;
+          for (int64_t i = 0; i < cols; ++i) acc *= static_cast<int64_t>(x[i]);
+          out[r] = static_cast<T>(acc);
+          break;
+        }
         double acc = 1;
         for (int64_t i = 0; i < cols; ++i) acc *= to_double(x[i]);
         out[r] = from_double<T>(acc);

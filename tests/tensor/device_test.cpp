@@ -1,9 +1,37 @@
-// Host <-> CUDA transfers through the stream-ordered pool. Skips (never passes) without a GPU.
+// Devices: CPU basics everywhere; host <-> CUDA transfers through the stream-ordered pool, which
+// skip (never pass) without a GPU; without one, asking for CUDA is a DeviceError.
 #include <gtest/gtest.h>
 
 #include "autograd/ops.h"
 
 using namespace graft;
+
+TEST(Device, NamesAndEquality) {
+  EXPECT_EQ(Device::cpu().str(), "cpu");
+  EXPECT_EQ(Device::cuda(1).str(), "cuda:1");
+  EXPECT_EQ(Device::cuda(), Device::cuda(0));
+  EXPECT_NE(Device::cuda(0), Device::cuda(1));
+  EXPECT_NE(Device::cpu(), Device::cuda(0));
+  EXPECT_TRUE(Device::cpu().is_cpu());
+  EXPECT_TRUE(Device::cuda().is_cuda());
+  EXPECT_EQ(cuda_is_available(), cuda_device_count() > 0);
+  Tensor x = ones({3});
+  EXPECT_EQ(x.device(), Device::cpu());
+  EXPECT_TRUE(x.to(Device::cpu()).is_same(x));  // same device: the same tensor
+}
+
+TEST(Device, CudaWithoutAGpuIsADeviceError) {
+  if (cuda_is_available()) GTEST_SKIP() << "a CUDA device is visible: the no-GPU path does not apply";
+  EXPECT_THROW(ones({2}).to(Device::cuda(0)), DeviceError);
+  EXPECT_THROW(zeros({2}, Device::cuda(0)), DeviceError);
+  EXPECT_THROW(randn({2}, TensorOptions().with_device(Device::cuda(0))), DeviceError);
+  EXPECT_THROW(from_vector<float>({1, 2}, {2}, TensorOptions().with_device(Device::cuda(0))), DeviceError);
+  try {
+    ones({2}).to(Device::cuda(0));
+  } catch (const DeviceError& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda:0"), std::string::npos) << e.what();
+  }
+}
 
 TEST(CudaTransfer, RoundTripKeepsValuesAndDtype) {
   if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device visible (or graft built without CUDA)";
