@@ -100,14 +100,8 @@ Tensor to_device(const Tensor& x, Device device) {
 }
 
 void fill(const Tensor& dst, double value) {
-  if (!dst.device().is_cpu()) {
-    if (value == 0.0 && dst.is_contiguous()) {
-      Tensor zeros_host = zeros(dst.shape(), dst.dtype());
-      copy_into(dst, zeros_host);
-      return;
-    }
-    Tensor host = full(dst.shape(), value, dst.dtype());
-    copy_into(dst, host);
+  if (!dst.device().is_cpu()) {  // filled on the host and copied until CUDA kernels land
+    copy_into(dst, full(dst.shape(), value, dst.dtype()));
     return;
   }
   auto it = detail::make_iter("fill_", dst.shape(), {&dst});

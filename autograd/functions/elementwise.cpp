@@ -18,13 +18,15 @@ Tensor unary_node(UnaryOp op, const Tensor& x, Node::BackwardFn backward, double
 
 Tensor add(const Tensor& a, const Tensor& b) {
   return record("add", ops::binary(BinaryOp::add, a, b), {a, b}, [a, b](const Tensor& g) {
-    return std::vector<Tensor>{unbroadcast(g, a), unbroadcast(g, b)};
+    return std::vector<Tensor>{a.requires_grad() ? unbroadcast(g, a) : Tensor(),
+                               b.requires_grad() ? unbroadcast(g, b) : Tensor()};
   });
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   return record("sub", ops::binary(BinaryOp::sub, a, b), {a, b}, [a, b](const Tensor& g) {
-    return std::vector<Tensor>{unbroadcast(g, a), b.requires_grad() ? unbroadcast(neg(g), b) : Tensor()};
+    return std::vector<Tensor>{a.requires_grad() ? unbroadcast(g, a) : Tensor(),
+                               b.requires_grad() ? unbroadcast(neg(g), b) : Tensor()};
   });
 }
 

@@ -25,7 +25,7 @@ int64_t reduced_count(const Tensor& x, const std::vector<int64_t>& dims) {
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   return record("sum", ops::reduce(ReduceOp::sum, x, dims, keepdim), {x}, [x, dims, keepdim](const Tensor& g) {
-    return std::vector<Tensor>{ops::contiguous(ops::expand(restore_dims(g, x, dims, keepdim), x.shape()))};
+    return std::vector<Tensor>{ops::expand(restore_dims(g, x, dims, keepdim), x.shape())};
   });
 }
 

@@ -1,6 +1,6 @@
 // Row reductions over a contiguous [rows, cols] buffer: one output per row. The tensor layer
-// moves the reduced dims last first. Sums accumulate in double in a fixed order, so results do
-// not depend on the thread count.
+// moves the reduced dims last first. Float sums accumulate in double, integer sums exactly in
+// int64, in a fixed order, so results do not depend on the thread count.
 #pragma once
 
 #include <cstdint>
