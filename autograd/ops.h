@@ -4,6 +4,7 @@
 // scalar overloads adopt the tensor's dtype.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <utility>
 #include <vector>

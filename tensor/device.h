@@ -1,6 +1,7 @@
 // Where a tensor's storage lives. Ops require all operands on one device and say so when not.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace graft {

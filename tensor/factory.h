@@ -2,6 +2,7 @@
 // the same numbers on any thread count.
 #pragma once
 
+#include <cstdint>
 #include <cstring>
 #include <vector>
 

@@ -1,6 +1,7 @@
 // Internal to tensor/: builds the kernels' StridedIter from tensors, and dispatches on dtype.
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
 
 #include "kernels/common/strided.h"

@@ -3,6 +3,7 @@
 // call live in autograd/ops.h and are built on these.
 #pragma once
 
+#include <cstdint>
 #include <tuple>
 #include <utility>
 #include <vector>

@@ -25,9 +25,10 @@ cmake --preset cuda -DGRAFT_GTEST_SOURCE="$GTEST_SRC" > "$LOG/configure.log" 2>&
 cmake --build --preset cuda -j"$(nproc)" > "$LOG/build.log" 2>&1 || { echo "build FAILED"; grep -E "error" -A3 "$LOG/build.log" | head -60; exit 1; }
 ctest --preset cuda -j4 --output-junit "$LOG/ctest.xml" > "$LOG/ctest.log" 2>&1 || status=1
 
-passed=$(grep -c "Passed" "$LOG/ctest.log" || true)
-failed=$(grep -cE "\*\*\*Failed|Exception" "$LOG/ctest.log" || true)
-skipped=$(grep -c "Skipped" "$LOG/ctest.log" || true)
+# Count result lines only ("N/M Test #k: name ... Passed"), not ctest's closing summary.
+passed=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed" "$LOG/ctest.log" || true)
+failed=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*(\*\*\*Failed|Exception|Timeout)" "$LOG/ctest.log" || true)
+skipped=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*\*\*\*Skipped" "$LOG/ctest.log" || true)
 echo
 echo "| suite | passed | failed | skipped |"
 echo "|---|---|---|---|"
