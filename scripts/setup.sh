@@ -4,7 +4,8 @@
 #   scripts/setup.sh --bench   also the PyTorch peer for bench/compare.sh
 set -euo pipefail
 
-packages=(cmake ninja-build g++ ccache libdnnl-dev nlohmann-json3-dev libcli11-dev libfmt-dev libutf8proc-dev
+# ocl-icd-opencl-dev: Debian's dnnl-config.cmake calls find_package(OpenCL); it is only a Recommends of libdnnl-dev.
+packages=(cmake ninja-build g++ ccache libdnnl-dev ocl-icd-opencl-dev nlohmann-json3-dev libcli11-dev libfmt-dev libutf8proc-dev
           libgtest-dev libgmock-dev libbenchmark-dev)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(python3-torch libopenblas0-pthread); fi
 

@@ -20,5 +20,7 @@ class ValueError : public Error { using Error::Error; };          // a bad argum
 class NotImplementedError : public Error { using Error::Error; };  // op/backward/device not there yet
 class AutogradError : public Error { using Error::Error; };       // misuse of the graph
 class NumericError : public Error { using Error::Error; };        // NaN/Inf where none may be
+class FormatError : public Error { using Error::Error; };         // a file's contents are malformed
+class IOError : public Error { using Error::Error; };             // the file system refused (open, write, rename)
 
 }  // namespace graft

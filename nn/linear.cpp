@@ -1,0 +1,42 @@
+#include "nn/linear.h"
+
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "nn/init.h"
+
+namespace graft::nn {
+
+Linear::Linear(LinearOptions options) : Module("Linear"), options_(options) {
+  if (options.in_features < 0 || options.out_features < 0) {
+    throw ValueError("Linear: sizes must be >= 0, got in_features=" + std::to_string(options.in_features) +
+                     " out_features=" + std::to_string(options.out_features));
+  }
+  weight = register_parameter("weight", empty({options.out_features, options.in_features}, options.dtype));
+  if (options.bias) bias = register_parameter("bias", empty({options.out_features}, options.dtype));
+  reset_parameters();
+}
+
+void Linear::reset_parameters() {
+  if (weight.numel() == 0) return;  // nothing to draw (torch warns and does nothing)
+  init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (bias.defined()) {
+    const double bound = options_.in_features > 0 ? 1.0 / std::sqrt(static_cast<double>(options_.in_features)) : 0.0;
+    init::uniform_(bias, -bound, bound);
+  }
+}
+
+Tensor Linear::forward(const Tensor& input) {
+  if (input.dim() < 1 || input.size(-1) != options_.in_features) {
+    throw ShapeError("Linear(in_features=" + std::to_string(options_.in_features) + "): input's last dim must be " +
+                     std::to_string(options_.in_features) + ", got shape " + shape_str(input.shape()));
+  }
+  return linear(input, weight, bias);
+}
+
+std::string Linear::extra_repr() const {
+  return "in_features=" + std::to_string(options_.in_features) +
+         ", out_features=" + std::to_string(options_.out_features) + ", bias=" + (options_.bias ? "true" : "false");
+}
+
+}  // namespace graft::nn
