@@ -1,1 +1,337 @@
-// placeholder: written in issue 3
+#include "train/trainer.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "train/checkpoint.h"
+#include "train/data/sampler.h"
+#include "train/optim/clip.h"
+#include "train/progress.h"
+#include "train/run_log.h"
+
+namespace graft::train {
+
+// --- TrainerState ---
+
+nlohmann::json TrainerState::to_json() const {
+  nlohmann::json json{{"epoch", epoch},
+                      {"batch_in_epoch", batch_in_epoch},
+                      {"global_step", global_step},
+                      {"total_steps", total_steps},
+                      {"last_loss", std::isfinite(last_loss) ? nlohmann::json(last_loss) : nlohmann::json()},
+                      {"best_step", best_step},
+                      {"evaluations_without_improvement", evaluations_without_improvement},
+                      {"skipped_steps", skipped_steps}};
+  json["best_metric"] = best_metric ? nlohmann::json(*best_metric) : nlohmann::json();
+  return json;
+}
+
+TrainerState TrainerState::from_json(const nlohmann::json& json) {
+  TrainerState state;
+  try {
+    state.epoch = json.at("epoch").get<int64_t>();
+    state.batch_in_epoch = json.at("batch_in_epoch").get<int64_t>();
+    state.global_step = json.at("global_step").get<int64_t>();
+    state.total_steps = json.at("total_steps").get<int64_t>();
+    if (json.at("last_loss").is_number()) state.last_loss = json["last_loss"].get<double>();
+    if (json.at("best_metric").is_number()) state.best_metric = json["best_metric"].get<double>();
+    state.best_step = json.at("best_step").get<int64_t>();
+    state.evaluations_without_improvement = json.at("evaluations_without_improvement").get<int64_t>();
+    state.skipped_steps = json.at("skipped_steps").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(std::string("trainer state in checkpoint is incomplete: ") + e.what());
+  }
+  if (state.epoch < 0 || state.batch_in_epoch < 0 || state.global_step < 0) {
+    throw FormatError("trainer state in checkpoint has a negative position");
+  }
+  return state;
+}
+
+// --- Trainer ---
+
+namespace {
+
+std::string format_metrics(const Metrics& metrics) {
+  std::ostringstream out;
+  out.precision(4);
+  bool first = true;
+  for (const auto& [name, value] : metrics) {
+    out << (first ? "" : "  ") << name << "=" << std::fixed << value;
+    first = false;
+  }
+  return out.str();
+}
+
+std::vector<Tensor> trainable_parameters(const optim::Optimizer& optimizer) {
+  std::vector<Tensor> params;
+  for (const auto& group : optimizer.param_groups()) {
+    for (const auto& p : group.params) {
+      if (p.requires_grad()) params.push_back(p);
+    }
+  }
+  return params;
+}
+
+}  // namespace
+
+Trainer::Trainer(nn::Module& model, optim::Optimizer& optimizer, optim::LRScheduler* scheduler, ForwardFn forward,
+                 TrainerOptions options)
+    : model_(model), optimizer_(optimizer), scheduler_(scheduler), forward_(std::move(forward)),
+      options_(std::move(options)) {
+  auto require = [](bool ok, const std::string& what) {
+    if (!ok) throw ValueError("Trainer: " + what);
+  };
+  require(static_cast<bool>(forward_), "forward function is empty");
+  require(options_.batch_size > 0, "batch_size must be > 0, got " + std::to_string(options_.batch_size));
+  require(options_.eval_batch_size >= 0, "eval_batch_size must be >= 0");
+  require(options_.epochs >= 0, "epochs must be >= 0, got " + std::to_string(options_.epochs));
+  require(options_.accumulation_steps >= 1, "accumulation_steps must be >= 1, got " +
+                                                std::to_string(options_.accumulation_steps));
+  require(options_.max_grad_norm >= 0 && options_.clip_value >= 0, "clipping thresholds must be >= 0");
+  require(options_.early_stopping.patience >= 0, "early_stopping.patience must be >= 0");
+  require(options_.keep_last >= 1, "keep_last must be >= 1");
+  require(options_.log_every_steps >= 1, "log_every_steps must be >= 1");
+  if (scheduler_ && &scheduler_->optimizer() != &optimizer_) {
+    throw ValueError("Trainer: the scheduler is bound to another optimizer");
+  }
+}
+
+void Trainer::add_callback(std::shared_ptr<Callback> callback) {
+  if (!callback) throw ValueError("Trainer::add_callback: null callback");
+  callbacks_.push_back(std::move(callback));
+}
+
+bool Trainer::greater_is_better() const {
+  if (options_.greater_is_better) return *options_.greater_is_better;
+  const std::string& m = options_.metric_for_best;
+  return !(m == "loss" || m == "mse" || m == "mae" || m == "rmse");
+}
+
+bool Trainer::improved(double value, const TrainerState& state) const {
+  if (!std::isfinite(value)) return false;
+  if (!state.best_metric) return true;
+  const double delta = options_.early_stopping.min_delta;
+  return greater_is_better() ? value > *state.best_metric + delta : value < *state.best_metric - delta;
+}
+
+Metrics Trainer::evaluate(const data::Dataset& dataset) {
+  const bool was_training = model_.is_training();
+  model_.eval();
+  NoGradGuard no_grad;
+  data::BatchSamplerOptions sampler_options;
+  sampler_options.batch_size = options_.eval_batch_size > 0 ? options_.eval_batch_size : options_.batch_size;
+  sampler_options.shuffle = false;
+  data::BatchSampler sampler(dataset.size(), sampler_options);
+  MetricAccumulator accumulator(options_.task, options_.num_classes);
+  bool has_outputs = false;
+  try {
+    for (const auto& indices : sampler.batches(0)) {
+      data::Batch batch = dataset.collate(indices);
+      StepOutput out = forward_(batch, false);
+      const auto n = static_cast<int64_t>(indices.size());
+      if (out.loss.defined()) accumulator.add_loss(out.loss.item() * static_cast<double>(n), n);
+      auto labels = batch.find("labels");
+      if (out.outputs.defined() && labels != batch.end()) {
+        accumulator.add(out.outputs, labels->second);
+        has_outputs = true;
+      }
+    }
+  } catch (...) {
+    model_.train(was_training);
+    throw;
+  }
+  model_.train(was_training);
+  if (!has_outputs) {
+    Metrics metrics;
+    Metrics all = accumulator.compute();
+    if (all.count("loss")) metrics["loss"] = all["loss"];
+    return metrics;
+  }
+  return accumulator.compute();
+}
+
+double Trainer::run_step(const data::Dataset& train, const std::vector<std::vector<int64_t>>& batches, size_t first,
+                         size_t count, TrainerState& state, int64_t* samples) {
+  double loss_sum = 0;
+  bool finite = true;
+  for (size_t j = first; j < first + count; ++j) {
+    data::Batch batch = train.collate(batches[j]);
+    StepOutput out = forward_(batch, true);
+    if (!out.loss.defined() || out.loss.numel() != 1) {
+      throw ShapeError("Trainer: the forward function must return a scalar loss, got " +
+                       (out.loss.defined() ? shape_str(out.loss.shape()) : std::string("an undefined tensor")));
+    }
+    const double value = out.loss.item();
+    *samples += static_cast<int64_t>(batches[j].size());
+    loss_sum += value;
+    if (!std::isfinite(value)) {
+      finite = false;
+      continue;  // its gradients would be NaN anyway
+    }
+    // Average over the batches actually in this step, so a short last step is not down-weighted.
+    (out.loss / static_cast<double>(count)).backward();
+  }
+  const double loss = loss_sum / static_cast<double>(count);
+  const std::vector<Tensor> params = trainable_parameters(optimizer_);
+  const bool grads_ok = finite && optim::grads_are_finite(params);
+  if (!grads_ok) {
+    const std::string what = std::string(finite ? "gradients are" : "loss is") + " not finite at step " +
+                             std::to_string(state.global_step + 1) + " (loss " + std::to_string(loss) + ")";
+    if (options_.non_finite == NonFinitePolicy::stop) {
+      optimizer_.zero_grad();
+      throw NumericError("Trainer: " + what + "; stopping (non_finite = stop)");
+    }
+    optimizer_.zero_grad();
+    ++state.skipped_steps;
+    return loss;
+  }
+  if (options_.clip_value > 0) optim::clip_grad_value(params, options_.clip_value);
+  if (options_.max_grad_norm > 0) optim::clip_grad_norm(params, options_.max_grad_norm);
+  optimizer_.step();
+  optimizer_.zero_grad();
+  return loss;
+}
+
+TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* validation,
+                         const std::optional<std::filesystem::path>& resume_from) {
+  if (train.size() == 0) throw ValueError("Trainer::fit: the training set is empty");
+  data::BatchSamplerOptions sampler_options;
+  sampler_options.batch_size = options_.batch_size;
+  sampler_options.shuffle = options_.shuffle;
+  sampler_options.seed = options_.seed;
+  if (options_.group_by_length) sampler_options.lengths = data::example_lengths(train);
+  const data::BatchSampler sampler(train.size(), sampler_options);
+  const int64_t batches_per_epoch = sampler.batches_per_epoch();
+  const int64_t steps_per_epoch = (batches_per_epoch + options_.accumulation_steps - 1) / options_.accumulation_steps;
+
+  TrainResult result;
+  TrainerState& state = result.state;
+  state.total_steps = options_.max_steps > 0 ? options_.max_steps : options_.epochs * steps_per_epoch;
+  if (resume_from) {
+    state = TrainerState::from_json(load_checkpoint(*resume_from, model_, &optimizer_, scheduler_));
+    if (state.batch_in_epoch > batches_per_epoch) {
+      throw ValueError("Trainer::fit: checkpoint position (batch " + std::to_string(state.batch_in_epoch) +
+                       ") is past this data set's " + std::to_string(batches_per_epoch) + " batches per epoch");
+    }
+    state.total_steps = options_.max_steps > 0 ? options_.max_steps : options_.epochs * steps_per_epoch;
+  }
+
+  std::unique_ptr<CheckpointManager> checkpoints;
+  RunLog log;
+  if (!options_.output_dir.empty()) {
+    std::filesystem::create_directories(options_.output_dir);
+    checkpoints = std::make_unique<CheckpointManager>(options_.output_dir / "checkpoints", options_.keep_last);
+    log = RunLog(options_.output_dir / "log.jsonl", /*append=*/resume_from.has_value());
+  }
+  ProgressBar progress(state.total_steps, {.enabled = options_.progress});
+  std::map<std::string, Tensor> best_weights;  // in memory, for restore_best
+  int64_t last_saved_step = -1, last_eval_step = -1;
+
+  auto save = [&](std::optional<double> metric) {
+    if (!checkpoints || last_saved_step == state.global_step) return;
+    checkpoints->save(state.global_step, model_, &optimizer_, scheduler_, state.to_json(), metric,
+                      greater_is_better());
+    last_saved_step = state.global_step;
+  };
+  auto run_evaluation = [&]() {
+    if (!validation || last_eval_step == state.global_step) return;
+    last_eval_step = state.global_step;
+    Metrics metrics = evaluate(*validation);
+    state.last_eval = metrics;
+    result.evaluations.emplace_back(state.global_step, metrics);
+    auto it = metrics.find(options_.metric_for_best);
+    if (it == metrics.end()) {
+      throw ValueError("Trainer: metric_for_best '" + options_.metric_for_best + "' is not among the evaluation's (" +
+                       format_metrics(metrics) + ")");
+    }
+    if (scheduler_ && scheduler_->needs_metric()) scheduler_->step(it->second);
+    if (improved(it->second, state)) {
+      state.best_metric = it->second;
+      state.best_step = state.global_step;
+      state.evaluations_without_improvement = 0;
+      if (options_.early_stopping.restore_best) {
+        best_weights.clear();
+        for (auto& [name, tensor] : model_.state_dict()) best_weights[name] = tensor.clone();
+      }
+    } else {
+      ++state.evaluations_without_improvement;
+    }
+    if (options_.early_stopping.patience > 0 &&
+        state.evaluations_without_improvement >= options_.early_stopping.patience) {
+      state.should_stop = true;
+      result.stopped_early = true;
+    }
+    nlohmann::json record{{"event", "eval"}, {"step", state.global_step}, {"epoch", state.epoch}};
+    for (const auto& [name, value] : metrics) record[name] = value;
+    if (state.best_metric) record["best_" + options_.metric_for_best] = *state.best_metric;
+    log.write(record);
+    progress.message("eval at step " + std::to_string(state.global_step) + ": " + format_metrics(metrics));
+    for (auto& callback : callbacks_) callback->on_evaluate(*this, state, metrics);
+    save(it->second);
+  };
+
+  model_.train();
+  for (auto& callback : callbacks_) callback->on_train_begin(*this, state);
+  while (!state.should_stop && state.global_step < state.total_steps &&
+         (options_.max_steps > 0 || state.epoch < options_.epochs)) {
+    const auto batches = sampler.batches(state.epoch);
+    if (state.batch_in_epoch == 0) {
+      for (auto& callback : callbacks_) callback->on_epoch_begin(*this, state);
+    }
+    while (state.batch_in_epoch < batches_per_epoch && !state.should_stop && state.global_step < state.total_steps) {
+      const int64_t count = std::min(options_.accumulation_steps, batches_per_epoch - state.batch_in_epoch);
+      int64_t samples = 0;
+      const int64_t skipped_before = state.skipped_steps;
+      const double loss = run_step(train, batches, static_cast<size_t>(state.batch_in_epoch),
+                                   static_cast<size_t>(count), state, &samples);
+      state.batch_in_epoch += count;
+      ++state.global_step;
+      state.last_loss = loss;
+      result.step_losses.push_back(loss);
+      if (scheduler_ && !scheduler_->needs_metric()) scheduler_->step();
+      const double lr = optimizer_.param_groups().empty() ? 0.0 : optimizer_.param_groups()[0].lr;
+      if (state.global_step % options_.log_every_steps == 0 || state.skipped_steps != skipped_before) {
+        nlohmann::json lrs = nlohmann::json::array();
+        for (const auto& group : optimizer_.param_groups()) lrs.push_back(group.lr);
+        nlohmann::json record{{"event", "step"}, {"step", state.global_step}, {"epoch", state.epoch},
+                              {"loss", loss}, {"lr", lrs}, {"samples", samples}};
+        if (state.skipped_steps != skipped_before) record["skipped"] = "non-finite loss or gradients";
+        log.write(record);
+      }
+      if (state.skipped_steps != skipped_before) {
+        progress.message("step " + std::to_string(state.global_step) + ": non-finite loss or gradients, step skipped");
+      }
+      progress.update(state.global_step, loss, lr, samples);
+      for (auto& callback : callbacks_) callback->on_step_end(*this, state);
+      if (options_.eval_every_steps > 0 && state.global_step % options_.eval_every_steps == 0) run_evaluation();
+      if (options_.save_every_steps > 0 && state.global_step % options_.save_every_steps == 0) save(std::nullopt);
+    }
+    if (state.batch_in_epoch >= batches_per_epoch) {
+      run_evaluation();
+      for (auto& callback : callbacks_) callback->on_epoch_end(*this, state);
+      ++state.epoch;
+      state.batch_in_epoch = 0;
+    }
+  }
+  if (state.last_eval.empty() || last_eval_step != state.global_step) run_evaluation();
+  save(std::nullopt);
+  progress.finish();
+
+  if (options_.early_stopping.restore_best && validation && state.best_step >= 0 &&
+      state.best_step != state.global_step) {
+    if (!best_weights.empty()) {
+      model_.load_state_dict(best_weights);
+    } else if (checkpoints && checkpoints->best()) {
+      load_checkpoint(*checkpoints->best(), model_, nullptr, nullptr, /*restore_rng=*/false);
+    }
+    progress.message("restored the weights of step " + std::to_string(state.best_step) + " (" +
+                     options_.metric_for_best + " " + std::to_string(*state.best_metric) + ")");
+    log.write({{"event", "restore_best"}, {"step", state.best_step}, {options_.metric_for_best, *state.best_metric}});
+  }
+  for (auto& callback : callbacks_) callback->on_train_end(*this, state);
+  return result;
+}
+
+}  // namespace graft::train

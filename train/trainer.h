@@ -1,0 +1,147 @@
+// Trainer: the loop a Hugging Face Trainer user expects, in C++. It owns no model: it drives a
+// user's forward function over a Dataset with an Optimizer (and optionally a scheduler), with
+// gradient accumulation, clipping, NaN/Inf policy, evaluation every N steps, metrics, early
+// stopping with best-weights restore, checkpoints that resume bit for bit, a progress bar, a JSONL
+// log and callbacks.
+//
+// Step words: a *batch* is one forward/backward; an optimizer *step* is accumulation_steps batches
+// (fewer at the end of an epoch; the loss is averaged over the batches actually in the step).
+// global_step counts optimizer steps, as HF's does.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "nn/module.h"
+#include "train/data/dataset.h"
+#include "train/metrics.h"
+#include "train/optim/optimizer.h"
+#include "train/optim/scheduler.h"
+
+namespace graft::train {
+
+// What the user's forward returns for one batch: the loss to minimise (a scalar) and, for
+// metrics, the outputs to compare with batch["labels"] (logits [N, C] or predictions [N]).
+struct StepOutput {
+  Tensor loss;
+  Tensor outputs;
+};
+// `training` says whether this is a training batch (the module's train/eval mode is already set).
+using ForwardFn = std::function<StepOutput(const data::Batch& batch, bool training)>;
+
+enum class NonFinitePolicy {
+  skip_step,  // drop this step's gradients, count it, log it, go on
+  stop,       // throw NumericError naming the step
+};
+
+struct EarlyStoppingOptions {
+  int64_t patience = 0;        // evaluations without improvement before stopping; 0: off
+  double min_delta = 0.0;      // an improvement must beat the best by more than this
+  bool restore_best = true;    // at the end, load the weights of the best evaluation
+};
+
+struct TrainerOptions {
+  int64_t epochs = 1;
+  int64_t max_steps = -1;                // > 0: stop after this many optimizer steps (overrides epochs)
+  int64_t batch_size = 32;
+  int64_t eval_batch_size = 0;           // 0: batch_size
+  int64_t accumulation_steps = 1;
+  double max_grad_norm = 0.0;            // > 0: clip by global L2 norm
+  double clip_value = 0.0;               // > 0: clip each gradient element to [-v, v]
+  NonFinitePolicy non_finite = NonFinitePolicy::skip_step;
+  int64_t eval_every_steps = 0;          // > 0: evaluate every N steps; and always at each epoch end
+  MetricAccumulator::Task task = MetricAccumulator::Task::classification;
+  int64_t num_classes = 0;               // for metrics; 0: inferred
+  std::string metric_for_best = "loss";  // a key of the evaluation metrics
+  std::optional<bool> greater_is_better; // default: false for loss/mse/mae/rmse, true otherwise
+  EarlyStoppingOptions early_stopping;
+  uint64_t seed = 0;                     // shuffling (with the epoch); the model's init is the user's
+  bool shuffle = true;
+  bool group_by_length = false;          // length bucketing (Dataset::length)
+  std::filesystem::path output_dir;      // empty: no checkpoints and no log file
+  int64_t save_every_steps = 0;          // > 0: checkpoint every N steps; and at every evaluation
+  int64_t keep_last = 2;                 // checkpoints kept besides the best
+  bool progress = true;
+  int64_t log_every_steps = 1;           // JSONL step records (every step by default)
+};
+
+// Live state, visible to callbacks. Callbacks may set should_stop.
+struct TrainerState {
+  int64_t epoch = 0;              // current epoch (0-based)
+  int64_t batch_in_epoch = 0;     // batches of this epoch already consumed
+  int64_t global_step = 0;        // optimizer steps taken
+  int64_t total_steps = 0;
+  double last_loss = 0.0;
+  std::optional<double> best_metric;
+  int64_t best_step = -1;
+  int64_t evaluations_without_improvement = 0;
+  int64_t skipped_steps = 0;      // non-finite loss or gradients
+  bool should_stop = false;
+  Metrics last_eval;
+  nlohmann::json to_json() const;
+  static TrainerState from_json(const nlohmann::json& json);  // FormatError on missing fields
+};
+
+class Trainer;
+
+class Callback {
+ public:
+  virtual ~Callback() = default;
+  virtual void on_train_begin(Trainer&, TrainerState&) {}
+  virtual void on_epoch_begin(Trainer&, TrainerState&) {}
+  virtual void on_step_end(Trainer&, TrainerState&) {}   // after each optimizer step
+  virtual void on_evaluate(Trainer&, TrainerState&, const Metrics&) {}
+  virtual void on_epoch_end(Trainer&, TrainerState&) {}
+  virtual void on_train_end(Trainer&, TrainerState&) {}
+};
+
+struct TrainResult {
+  TrainerState state;
+  std::vector<double> step_losses;  // mean loss of every optimizer step run in this call
+  std::vector<std::pair<int64_t, Metrics>> evaluations;  // (global_step, metrics)
+  bool stopped_early = false;
+};
+
+class Trainer {
+ public:
+  // scheduler may be null. A ReduceLROnPlateau scheduler is stepped with metric_for_best after
+  // each evaluation; the others after every optimizer step.
+  Trainer(nn::Module& model, optim::Optimizer& optimizer, optim::LRScheduler* scheduler, ForwardFn forward,
+          TrainerOptions options = {});
+
+  void add_callback(std::shared_ptr<Callback> callback);
+
+  // Trains on `train`, evaluating on `validation` when given. With resume_from, the checkpoint's
+  // model, optimizer, scheduler, generator and data position are restored first, and the run
+  // continues exactly where that one stopped.
+  TrainResult fit(const data::Dataset& train, const data::Dataset* validation = nullptr,
+                  const std::optional<std::filesystem::path>& resume_from = std::nullopt);
+  // One pass in eval mode and no-grad; the model's previous mode is restored.
+  Metrics evaluate(const data::Dataset& dataset);
+
+  const TrainerOptions& options() const { return options_; }
+  nn::Module& model() { return model_; }
+  optim::Optimizer& optimizer() { return optimizer_; }
+
+ private:
+  double run_step(const data::Dataset& train, const std::vector<std::vector<int64_t>>& batches, size_t first,
+                  size_t count, TrainerState& state, int64_t* samples);
+  bool improved(double value, const TrainerState& state) const;
+  bool greater_is_better() const;
+
+  nn::Module& model_;
+  optim::Optimizer& optimizer_;
+  optim::LRScheduler* scheduler_;
+  ForwardFn forward_;
+  TrainerOptions options_;
+  std::vector<std::shared_ptr<Callback>> callbacks_;
+};
+
+}  // namespace graft::train
