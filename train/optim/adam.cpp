@@ -1,1 +1,142 @@
-// placeholder: written in issue 3
+#include "train/optim/adam.h"
+
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "tensor/factory.h"
+
+namespace graft::optim {
+
+namespace {
+
+struct AdamCoefficients {
+  double decay_factor;  // AdamW: 1 - lr * weight_decay; 1 otherwise
+  double weight_decay;  // Adam's coupled L2; 0 for AdamW
+  double l1, beta1, beta2, step_size, bias_correction2_sqrt, eps;
+};
+
+// One parameter's update over n contiguous elements; v_max is null without amsgrad. Scalars are
+// rounded to T first and the operations follow torch's order, so f64 matches to rounding.
+template <class T>
+void adam_update(T* __restrict p, const T* __restrict grad, T* __restrict m, T* __restrict v, T* __restrict v_max,
+                 int64_t n, const AdamCoefficients& c) {
+  const T decay = static_cast<T>(c.decay_factor), wd = static_cast<T>(c.weight_decay), l1 = static_cast<T>(c.l1);
+  const T beta1 = static_cast<T>(c.beta1), one_minus_beta1 = static_cast<T>(1.0 - c.beta1);
+  const T beta2 = static_cast<T>(c.beta2), one_minus_beta2 = static_cast<T>(1.0 - c.beta2);
+  const T step_size = static_cast<T>(c.step_size), bc2_sqrt = static_cast<T>(c.bias_correction2_sqrt);
+  const T eps = static_cast<T>(c.eps);
+  const bool use_decay = c.decay_factor != 1.0, use_wd = c.weight_decay != 0.0, use_l1 = c.l1 != 0.0;
+#pragma omp parallel for simd if (n > kParallelUpdateAbove)
+  for (int64_t k = 0; k < n; ++k) {
+    T d = grad[k];
+    if (use_l1) d = d + l1 * static_cast<T>((p[k] > T(0)) - (p[k] < T(0)));
+    T param = p[k];
+    if (use_decay) param = param * decay;
+    if (use_wd) d = d + wd * param;
+    const T mk = m[k] * beta1 + one_minus_beta1 * d;
+    const T vk = v[k] * beta2 + one_minus_beta2 * d * d;
+    m[k] = mk;
+    v[k] = vk;
+    T second = vk;
+    if (v_max) {
+      second = v_max[k] > vk ? v_max[k] : vk;
+      v_max[k] = second;
+    }
+    const T denom = std::sqrt(second) / bc2_sqrt + eps;
+    p[k] = param - step_size * (mk / denom);
+  }
+}
+
+}  // namespace
+
+namespace detail {
+
+void AdamCore::add_groups(std::vector<ParamGroup> groups) {
+  for (auto& group : groups) add_param_group(std::move(group));
+}
+
+void AdamCore::add_single_group(std::vector<Tensor> params, const AdamOptions& options) {
+  ParamGroup group;
+  group.name = "default";
+  group.params = std::move(params);
+  group.lr = options.lr;
+  group.beta1 = options.beta1;
+  group.beta2 = options.beta2;
+  group.eps = options.eps;
+  group.weight_decay = options.weight_decay;
+  group.l1 = options.l1;
+  group.amsgrad = options.amsgrad;
+  add_param_group(std::move(group));
+}
+
+void AdamCore::validate_group(const ParamGroup& group) const {
+  Optimizer::validate_group(group);
+  const std::string where = name() + " group '" + group.name + "': ";
+  if (!std::isfinite(group.eps) || group.eps < 0.0)
+    throw ValueError(where + "eps must be finite and >= 0, got " + std::to_string(group.eps));
+  if (!(group.beta1 >= 0.0 && group.beta1 < 1.0))
+    throw ValueError(where + "beta1 must be in [0, 1), got " + std::to_string(group.beta1));
+  if (!(group.beta2 >= 0.0 && group.beta2 < 1.0))
+    throw ValueError(where + "beta2 must be in [0, 1), got " + std::to_string(group.beta2));
+}
+
+std::vector<std::string> AdamCore::required_buffers(const ParamGroup& group, int64_t step) const {
+  if (step == 0) return {};
+  if (group.amsgrad) return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+  return {"exp_avg", "exp_avg_sq"};
+}
+
+void AdamCore::step() {
+  NoGradGuard no_grad;
+  begin_step();
+  auto& groups = param_groups();
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const ParamGroup& group = groups[g];
+    for (std::size_t i = 0; i < group.params.size(); ++i) {
+      Tensor grad = checked_grad(g, i);
+      if (!grad.defined()) continue;  // frozen or unused: no update, no state change
+      const Tensor& p = group.params[i];
+      ParamState& state = param_state(g, i);
+      auto buffer = [&](const char* key) -> Tensor& {
+        Tensor& t = state.buffers[key];
+        if (!t.defined()) t = zeros(p.shape(), p.dtype());
+        return t;
+      };
+      Tensor& m = buffer("exp_avg");
+      Tensor& v = buffer("exp_avg_sq");
+      Tensor v_max = group.amsgrad ? buffer("max_exp_avg_sq") : Tensor();
+      const auto t = static_cast<double>(state.step + 1);
+      const double bias_correction1 = 1.0 - std::pow(group.beta1, t);
+      const double bias_correction2 = 1.0 - std::pow(group.beta2, t);
+      const AdamCoefficients c{decoupled_ ? 1.0 - group.lr * group.weight_decay : 1.0,
+                               decoupled_ ? 0.0 : group.weight_decay,
+                               group.l1,
+                               group.beta1,
+                               group.beta2,
+                               group.lr / bias_correction1,
+                               std::sqrt(bias_correction2),
+                               group.eps};
+      if (p.dtype() == DType::f64)
+        adam_update<double>(p.data_ptr<double>(), grad.data_ptr<double>(), m.data_ptr<double>(), v.data_ptr<double>(),
+                            v_max.defined() ? v_max.data_ptr<double>() : nullptr, p.numel(), c);
+      else
+        adam_update<float>(p.data_ptr<float>(), grad.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(),
+                           v_max.defined() ? v_max.data_ptr<float>() : nullptr, p.numel(), c);
+      ++state.step;
+    }
+  }
+}
+
+}  // namespace detail
+
+Adam::Adam(std::vector<ParamGroup> groups) : AdamCore(false) { add_groups(std::move(groups)); }
+Adam::Adam(std::vector<Tensor> params, const AdamOptions& options) : AdamCore(false) {
+  add_single_group(std::move(params), options);
+}
+
+AdamW::AdamW(std::vector<ParamGroup> groups) : AdamCore(true) { add_groups(std::move(groups)); }
+AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& options) : AdamCore(true) {
+  add_single_group(std::move(params), options);
+}
+
+}  // namespace graft::optim

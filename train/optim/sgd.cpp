@@ -1,1 +1,97 @@
-// placeholder: written in issue 3
+#include "train/optim/sgd.h"
+
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "tensor/factory.h"
+
+namespace graft::optim {
+
+namespace {
+
+struct SGDCoefficients {
+  double lr, weight_decay, l1, momentum, dampening;
+  bool nesterov, fresh_buffer;  // fresh: the buffer takes d as it is (torch's first update)
+};
+
+// One parameter's update over n contiguous elements; buf is null when momentum == 0. Scalars are
+// rounded to T first, as torch's kernels do with Python numbers.
+template <class T>
+void sgd_update(T* __restrict p, const T* __restrict grad, T* __restrict buf, int64_t n, const SGDCoefficients& c) {
+  const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay), l1 = static_cast<T>(c.l1);
+  const T momentum = static_cast<T>(c.momentum), keep = static_cast<T>(1.0 - c.dampening);
+  const bool use_wd = c.weight_decay != 0.0, use_l1 = c.l1 != 0.0, nesterov = c.nesterov, fresh = c.fresh_buffer;
+#pragma omp parallel for simd if (n > kParallelUpdateAbove)
+  for (int64_t k = 0; k < n; ++k) {
+    T d = grad[k];
+    if (use_l1) d = d + l1 * static_cast<T>((p[k] > T(0)) - (p[k] < T(0)));
+    if (use_wd) d = d + wd * p[k];
+    if (buf) {
+      const T b = fresh ? d : buf[k] * momentum + keep * d;
+      buf[k] = b;
+      d = nesterov ? d + momentum * b : b;
+    }
+    p[k] = p[k] - lr * d;
+  }
+}
+
+}  // namespace
+
+SGD::SGD(std::vector<ParamGroup> groups) {
+  for (auto& group : groups) add_param_group(std::move(group));
+}
+
+SGD::SGD(std::vector<Tensor> params, const SGDOptions& options) {
+  ParamGroup group;
+  group.name = "default";
+  group.params = std::move(params);
+  group.lr = options.lr;
+  group.momentum = options.momentum;
+  group.dampening = options.dampening;
+  group.nesterov = options.nesterov;
+  group.weight_decay = options.weight_decay;
+  group.l1 = options.l1;
+  add_param_group(std::move(group));
+}
+
+void SGD::validate_group(const ParamGroup& group) const {
+  Optimizer::validate_group(group);
+  if (!std::isfinite(group.momentum) || group.momentum < 0.0)
+    throw ValueError("SGD group '" + group.name + "': momentum must be finite and >= 0, got " +
+                     std::to_string(group.momentum));
+  if (!std::isfinite(group.dampening))
+    throw ValueError("SGD group '" + group.name + "': dampening must be finite");
+  if (group.nesterov && (group.momentum <= 0.0 || group.dampening != 0.0))
+    throw ValueError("SGD group '" + group.name + "': nesterov momentum needs momentum > 0 and dampening 0");
+}
+
+void SGD::step() {
+  NoGradGuard no_grad;
+  begin_step();
+  auto& groups = param_groups();
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const ParamGroup& group = groups[g];
+    for (std::size_t i = 0; i < group.params.size(); ++i) {
+      Tensor grad = checked_grad(g, i);
+      if (!grad.defined()) continue;  // frozen or unused: no update, no state change
+      const Tensor& p = group.params[i];
+      ParamState& state = param_state(g, i);
+      SGDCoefficients c{group.lr, group.weight_decay, group.l1, group.momentum, group.dampening, group.nesterov, false};
+      Tensor buf;
+      if (group.momentum != 0.0) {
+        auto it = state.buffers.find("momentum_buffer");
+        c.fresh_buffer = it == state.buffers.end();
+        buf = c.fresh_buffer ? (state.buffers["momentum_buffer"] = empty(p.shape(), p.dtype())) : it->second;
+      }
+      if (p.dtype() == DType::f64)
+        sgd_update<double>(p.data_ptr<double>(), grad.data_ptr<double>(),
+                           buf.defined() ? buf.data_ptr<double>() : nullptr, p.numel(), c);
+      else
+        sgd_update<float>(p.data_ptr<float>(), grad.data_ptr<float>(),
+                          buf.defined() ? buf.data_ptr<float>() : nullptr, p.numel(), c);
+      ++state.step;
+    }
+  }
+}
+
+}  // namespace graft::optim
