@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job. Until the fine-tuning issue lands: train a small MLP on synthetic data with
-# graft's autograd and print its loss falling.
+# The main job. Until the fine-tuning issue lands: pretrain an MLP on a synthetic source task, save
+# it as safetensors, transfer it to a target task with 64 labelled examples (frozen backbone, then
+# fine-tuned) and print what each stage learned against training from scratch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -4,7 +4,10 @@
 # and prints a summary table. Logs go to the folder given as $1 (default: gpu-logs).
 #
 # GoogleTest is built from source: GRAFT_GTEST_SOURCE, else ./.gtest (a copy of Debian's
-# /usr/src/googletest carried to the machine), else /usr/src/googletest.
+# /usr/src/googletest carried to the machine), else /usr/src/googletest. nlohmann-json comes from
+# the system or from ./.deps/include/nlohmann (a copy of Debian's /usr/include/nlohmann), which
+# CMakeLists.txt picks up. To prepare both on a Debian machine before carrying them:
+#   cp -r /usr/src/googletest .gtest && mkdir -p .deps/include && cp -r /usr/include/nlohmann .deps/include/
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 LOG=$(realpath -m "${1:-gpu-logs}")
