@@ -2,15 +2,16 @@
 # Runs graft's Google Benchmark cases and the same cases in PyTorch (bench/peers/) in one go and
 # prints one line per case:
 #   case=<name> graft_ms=<median> peer_ms=<median> speedup=<peer/graft> gflops=<graft> peer_gflops=<peer>
-# then, for matmul, whether graft reaches 80% of PyTorch's GFLOP/s at 1024³ and 2048³.
-#   bench/compare.sh matmul
+# (gbps= / peer_gbps= instead for memory-bound families, whose cases count bytes moved), then, for
+# matmul, whether graft reaches 80% of PyTorch's GFLOP/s at 1024³ and 2048³.
+#   bench/compare.sh matmul | optim
 # The peer is Debian's python3-torch under /usr/bin/python3 on OpenBLAS (libopenblas0-pthread);
 # both are installed here if missing. Both sides use the same thread count: GRAFT_BENCH_THREADS,
 # else `nproc`. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, where the environment sets them, are left
 # as they are (the log says which OpenBLAS kernel ran).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-family=${1:?usage: bench/compare.sh <family>   (families: matmul)}
+family=${1:?usage: bench/compare.sh <family>   (families: matmul, optim)}
 [[ -f "bench/peers/$family.py" ]] || { echo "compare: no peer script bench/peers/$family.py" >&2; exit 2; }
 
 # Build and peer dependencies (Debian packages; installs nothing when all are present).
@@ -56,19 +57,20 @@ for b in doc["benchmarks"]:
     if b.get("aggregate_name") != "median":
         continue
     name = b["run_name"].removesuffix("/real_time")
-    graft[name] = (b["real_time"] * to_ms[b.get("time_unit", "ns")], b.get("GFLOP/s", 0.0))
+    rate = ("gflops", b["GFLOP/s"]) if "GFLOP/s" in b else ("gbps", b.get("GB/s", 0.0))
+    graft[name] = (b["real_time"] * to_ms[b.get("time_unit", "ns")], rate)
 ratios = {}
 for line in open(peer_path):
     p = json.loads(line)
     if p["case"] not in graft:
         print(f"compare: peer case {p['case']} has no graft counterpart", file=sys.stderr)
         continue
-    ms, gflops = graft[p["case"]]
-    ratios[p["case"]] = gflops / p["gflops"]
+    ms, (unit, rate) = graft[p["case"]]
+    ratios[p["case"]] = rate / p[unit]
     print(f"case={p['case']} graft_ms={ms:.3f} peer_ms={p['ms']:.3f} speedup={p['ms'] / ms:.2f} "
-          f"gflops={gflops:.1f} peer_gflops={p['gflops']:.1f}")
+          f"{unit}={rate:.1f} peer_{unit}={p[unit]:.1f}")
 if family == "matmul":
-    best = max([g for _, g in graft.values()] + [json.loads(l)["gflops"] for l in open(peer_path)])
+    best = max([g for _, (_, g) in graft.values()] + [json.loads(l)["gflops"] for l in open(peer_path)])
     print(f"sgemm ceiling seen: {best:.1f} GFLOP/s (best of graft and peer, all cases)")
     for case in ("matmul_square/1024", "matmul_square/2048"):
         if case in ratios:

@@ -197,6 +197,9 @@ double Trainer::run_step(const data::Dataset& train, const std::vector<std::vect
 TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* validation,
                          const std::optional<std::filesystem::path>& resume_from) {
   if (train.size() == 0) throw ValueError("Trainer::fit: the training set is empty");
+  if (scheduler_ && scheduler_->needs_metric() && !validation) {
+    throw ValueError("Trainer::fit: " + scheduler_->name() + " steps on a validation metric; pass a validation set");
+  }
   data::BatchSamplerOptions sampler_options;
   sampler_options.batch_size = options_.batch_size;
   sampler_options.shuffle = options_.shuffle;

@@ -313,3 +313,30 @@ TEST(Trainer, BadArgumentsAreNamed) {
     EXPECT_NE(std::string(e.what()).find("bleu"), std::string::npos);
   }
 }
+
+TEST(Trainer, PlateauSchedulerStepsOnTheValidationMetric) {
+  auto [train_set, val_set] = blobs(40, 8, 2);
+  auto model = make_mlp(2, 4, 3);
+  optim::SGD optimizer(model->parameters(), {.lr = 0.1});
+  optim::PlateauOptions plateau;
+  plateau.patience = 0;
+  plateau.factor = 0.5;
+  optim::ReduceLROnPlateau scheduler(optimizer, plateau);
+  TrainerOptions options = quiet();
+  options.batch_size = 10;
+  options.epochs = 3;
+  // Validation loss 1.0, then 2.0 twice: no improvement after the first, so the lr halves twice.
+  const std::vector<double> script{1.0, 2.0, 2.0};
+  int64_t evaluations = 0;
+  Trainer trainer(*model, optimizer, &scheduler,
+                  [&](const data::Batch& batch, bool training) {
+                    Tensor logits = model->forward(batch.at("features"));
+                    if (training) return StepOutput{cross_entropy(logits, batch.at("labels")), logits};
+                    return StepOutput{full({}, script[static_cast<size_t>(evaluations++)]), Tensor()};
+                  },
+                  options);
+  trainer.fit(train_set, &val_set);
+  EXPECT_EQ(evaluations, 3);
+  EXPECT_DOUBLE_EQ(optimizer.param_groups()[0].lr, 0.025);
+  EXPECT_THROW(trainer.fit(train_set), ValueError);  // no validation set to step on
+}

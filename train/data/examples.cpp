@@ -6,20 +6,14 @@
 #include <numeric>
 
 #include "tensor/error.h"
+#include "train/data/quoting.h"
 #include "train/data/reader.h"
 
 namespace graft::data {
 
 namespace {
 
-std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
-
-std::string join(const std::vector<std::string>& names, size_t limit = 30) {
-  std::string out;
-  for (size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + in_quotes(names[i]);
-  if (names.size() > limit) out += ", ... (" + std::to_string(names.size()) + " in all)";
-  return out;
-}
+using detail::in_quotes;
 
 std::string source_name(const Table& table) { return table.source.empty() ? std::string("the table") : table.source; }
 
@@ -27,7 +21,7 @@ size_t require_column(const Table& table, const std::string& name, const char* r
   const int64_t index = table.column_index(name);
   if (index < 0)
     throw FormatError("to_examples: " + source_name(table) + " has no column " + in_quotes(name) + " (mapped as " +
-                      role + "); columns present: " + join(table.columns));
+                      role + "); columns present: " + detail::quoted_list(table.columns));
   return static_cast<size_t>(index);
 }
 
@@ -124,7 +118,7 @@ int64_t LabelVocab::id(const std::string& label) const {
                                    [&](size_t i, const std::string& l) { return labels_[i] < l; });
   if (it == order_.end() || labels_[*it] != label)
     throw ValueError("LabelVocab: unknown label " + in_quotes(label) + "; known labels (" + std::to_string(size()) +
-                     "): " + join(labels_));
+                     "): " + detail::quoted_list(labels_));
   return static_cast<int64_t>(*it);
 }
 
@@ -152,7 +146,7 @@ std::vector<double> regression_targets(const Table& table, const std::string& co
   const int64_t index = table.column_index(column);
   if (index < 0)
     throw FormatError("regression_targets: " + source_name(table) + " has no column " + in_quotes(column) +
-                      "; columns present: " + join(table.columns));
+                      "; columns present: " + detail::quoted_list(table.columns));
   std::vector<double> targets;
   targets.reserve(table.rows.size());
   for (size_t r = 0; r < table.rows.size(); ++r) {

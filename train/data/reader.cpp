@@ -13,19 +13,13 @@
 #include <sstream>
 
 #include "tensor/error.h"
+#include "train/data/quoting.h"
 
 namespace graft::data {
 
 namespace {
 
-std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
-
-std::string join(const std::vector<std::string>& names, size_t limit = 30) {
-  std::string out;
-  for (size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + in_quotes(names[i]);
-  if (names.size() > limit) out += ", ... (" + std::to_string(names.size()) + " in all)";
-  return out;
-}
+using detail::in_quotes;
 
 // A character as it reads in a message: printable as itself, others as a hex escape.
 std::string describe_char(char c) {
@@ -193,7 +187,7 @@ Table parse_delimited(std::string_view text, char delimiter, const ReadOptions& 
     if (fields.size() != table.columns.size())
       throw FormatError("read_table: " + source + " line " + std::to_string(line) + ": expected " +
                         std::to_string(table.columns.size()) + " fields" +
-                        (options.header ? " (as in the header: " + join(table.columns) + ")" : " (as in the first row)") +
+                        (options.header ? " (as in the header: " + detail::quoted_list(table.columns) + ")" : " (as in the first row)") +
                         ", found " + std::to_string(fields.size()));
     table.rows.push_back(fields);
     table.row_lines.push_back(line);
@@ -257,14 +251,14 @@ Table parse_jsonl(std::string_view text, const std::string& source) {
       const auto found = object.find(name);
       if (found == object.end())
         throw FormatError("read_table: " + where + ": missing key " + in_quotes(name) + "; expected the keys " +
-                          join(table.columns) + " (as in the first object)");
+                          detail::quoted_list(table.columns) + " (as in the first object)");
       row.push_back(cell_of(*found));
     }
     if (object.size() != table.columns.size())
       for (const auto& item : object.items())
         if (std::find(table.columns.begin(), table.columns.end(), item.key()) == table.columns.end())
           throw FormatError("read_table: " + where + ": unexpected key " + in_quotes(item.key()) +
-                            "; expected the keys " + join(table.columns) + " (as in the first object)");
+                            "; expected the keys " + detail::quoted_list(table.columns) + " (as in the first object)");
     table.rows.push_back(std::move(row));
     table.row_lines.push_back(line);
   }
@@ -282,7 +276,7 @@ std::vector<std::string> Table::column(const std::string& name) const {
   const int64_t index = column_index(name);
   if (index < 0)
     throw FormatError("Table::column: " + (source.empty() ? std::string("the table") : source) + " has no column " +
-                      in_quotes(name) + "; columns present: " + join(columns));
+                      in_quotes(name) + "; columns present: " + detail::quoted_list(columns));
   std::vector<std::string> values;
   values.reserve(rows.size());
   for (const auto& row : rows) values.push_back(row.at(static_cast<size_t>(index)));

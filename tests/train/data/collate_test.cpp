@@ -1,27 +1,20 @@
 // Dynamic padding (both sides, truncation, pad_to_multiple_of) and the two datasets' collate.
 #include <gtest/gtest.h>
 
+#include "error_matchers.h"
+
 #include "tensor/error.h"
 #include "tensor/factory.h"
 #include "train/data/collate.h"
 
 using namespace graft;
+using graft::test::mentions;
+using graft::test::message_of;
 using namespace graft::data;
 
 namespace {
 
 using I64 = std::vector<int64_t>;
-
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
-}
 
 }  // namespace
 

@@ -2,33 +2,19 @@
 // a wrongly named column, an unseen label, a non-numeric target.
 #include <gtest/gtest.h>
 
+#include "error_matchers.h"
+
 #include <filesystem>
 
 #include "tensor/error.h"
 #include "train/data/reader.h"
 
 using namespace graft;
+using graft::test::mentions;
+using graft::test::message_of;
 using namespace graft::data;
 
 namespace {
-
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
-}
-
-::testing::AssertionResult mentions(const std::string& message, std::initializer_list<std::string> parts) {
-  for (const auto& part : parts)
-    if (message.find(part) == std::string::npos)
-      return ::testing::AssertionFailure() << "message lacks \"" << part << "\": " << message;
-  return ::testing::AssertionSuccess();
-}
 
 Table csv(const std::string& text) {
   ReadOptions options;

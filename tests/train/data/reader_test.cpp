@@ -2,6 +2,8 @@
 // input is a FormatError naming the source, the line and what was expected.
 #include <gtest/gtest.h>
 
+#include "error_matchers.h"
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -11,30 +13,13 @@
 #include "train/data/reader.h"
 
 using namespace graft;
+using graft::test::mentions;
+using graft::test::message_of;
 using namespace graft::data;
 
 namespace {
 
 const std::filesystem::path kFixtures = std::filesystem::path(GRAFT_TEST_DATA_DIR) / "train/data/fixtures";
-
-// The message of the E that f throws; a test failure (and "") when it throws nothing.
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
-}
-
-::testing::AssertionResult mentions(const std::string& message, std::initializer_list<std::string> parts) {
-  for (const auto& part : parts)
-    if (message.find(part) == std::string::npos)
-      return ::testing::AssertionFailure() << "message lacks \"" << part << "\": " << message;
-  return ::testing::AssertionSuccess();
-}
 
 Table csv(const std::string& text, bool header = true, bool quoting = true) {
   ReadOptions options;
