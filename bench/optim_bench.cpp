@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
 #include "tensor/factory.h"
 #include "train/optim/adam.h"
 #include "train/optim/clip.h"

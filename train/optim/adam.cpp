@@ -16,8 +16,10 @@ struct AdamCoefficients {
 };
 
 // One parameter's update over n contiguous elements; v_max is null without amsgrad. Scalars are
-// rounded to T first and the operations follow torch's order, so f64 matches to rounding.
-template <class T>
+// rounded to T first and the operations follow torch's order, so f64 matches to rounding. The loop
+// has no branches, so it vectorises: options that are off are exact no-ops (p * 1, d + 0 * p,
+// d + 0 * sign(p)); only amsgrad is a template argument, since a null v_max must not be read.
+template <class T, bool kAmsgrad>
 void adam_update(T* __restrict p, const T* __restrict grad, T* __restrict m, T* __restrict v, T* __restrict v_max,
                  int64_t n, const AdamCoefficients& c) {
   const T decay = static_cast<T>(c.decay_factor), wd = static_cast<T>(c.weight_decay), l1 = static_cast<T>(c.l1);
@@ -25,26 +27,30 @@ void adam_update(T* __restrict p, const T* __restrict grad, T* __restrict m, T* 
   const T beta2 = static_cast<T>(c.beta2), one_minus_beta2 = static_cast<T>(1.0 - c.beta2);
   const T step_size = static_cast<T>(c.step_size), bc2_sqrt = static_cast<T>(c.bias_correction2_sqrt);
   const T eps = static_cast<T>(c.eps);
-  const bool use_decay = c.decay_factor != 1.0, use_wd = c.weight_decay != 0.0, use_l1 = c.l1 != 0.0;
 #pragma omp parallel for simd if (n > kParallelUpdateAbove)
   for (int64_t k = 0; k < n; ++k) {
-    T d = grad[k];
-    if (use_l1) d = d + l1 * static_cast<T>((p[k] > T(0)) - (p[k] < T(0)));
-    T param = p[k];
-    if (use_decay) param = param * decay;
-    if (use_wd) d = d + wd * param;
+    const T original = p[k];
+    T d = grad[k] + l1 * static_cast<T>((original > T(0)) - (original < T(0)));
+    const T param = original * decay;
+    d = d + wd * param;
     const T mk = m[k] * beta1 + one_minus_beta1 * d;
     const T vk = v[k] * beta2 + one_minus_beta2 * d * d;
     m[k] = mk;
     v[k] = vk;
     T second = vk;
-    if (v_max) {
+    if constexpr (kAmsgrad) {
       second = v_max[k] > vk ? v_max[k] : vk;
       v_max[k] = second;
     }
     const T denom = std::sqrt(second) / bc2_sqrt + eps;
     p[k] = param - step_size * (mk / denom);
   }
+}
+
+template <class T>
+void adam_update(T* p, const T* grad, T* m, T* v, T* v_max, int64_t n, const AdamCoefficients& c) {
+  if (v_max) adam_update<T, true>(p, grad, m, v, v_max, n, c);
+  else adam_update<T, false>(p, grad, m, v, v_max, n, c);
 }
 
 }  // namespace

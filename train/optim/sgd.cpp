@@ -15,24 +15,37 @@ struct SGDCoefficients {
 };
 
 // One parameter's update over n contiguous elements; buf is null when momentum == 0. Scalars are
-// rounded to T first, as torch's kernels do with Python numbers.
-template <class T>
+// rounded to T first, as torch's kernels do with Python numbers. The loop has no branches, so it
+// vectorises: options that are off become exact no-ops (d + 0 * p == d; a fresh buffer, all
+// zeros, gives b = 0 * 0 + 1 * d == d; Nesterov's choice is a pair of 0/1 weights). Only the
+// buffer's presence is a template argument, since a null buffer must not be read.
+template <class T, bool kMomentum>
 void sgd_update(T* __restrict p, const T* __restrict grad, T* __restrict buf, int64_t n, const SGDCoefficients& c) {
   const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay), l1 = static_cast<T>(c.l1);
-  const T momentum = static_cast<T>(c.momentum), keep = static_cast<T>(1.0 - c.dampening);
-  const bool use_wd = c.weight_decay != 0.0, use_l1 = c.l1 != 0.0, nesterov = c.nesterov, fresh = c.fresh_buffer;
+  const T momentum = static_cast<T>(c.momentum);
+  const T carry = c.fresh_buffer ? T(0) : momentum;                          // weight of the old buffer
+  const T keep = c.fresh_buffer ? T(1) : static_cast<T>(1.0 - c.dampening);  // weight of the new gradient
+  // Nesterov: d + momentum * b; plain: b. As weights: d * d_weight + (b * look_ahead + b * b_weight).
+  const T d_weight = c.nesterov ? T(1) : T(0), look_ahead = c.nesterov ? momentum : T(0);
+  const T b_weight = c.nesterov ? T(0) : T(1);
 #pragma omp parallel for simd if (n > kParallelUpdateAbove)
   for (int64_t k = 0; k < n; ++k) {
-    T d = grad[k];
-    if (use_l1) d = d + l1 * static_cast<T>((p[k] > T(0)) - (p[k] < T(0)));
-    if (use_wd) d = d + wd * p[k];
-    if (buf) {
-      const T b = fresh ? d : buf[k] * momentum + keep * d;
+    const T param = p[k];
+    T d = grad[k] + l1 * static_cast<T>((param > T(0)) - (param < T(0)));
+    d = d + wd * param;
+    if constexpr (kMomentum) {
+      const T b = buf[k] * carry + keep * d;
       buf[k] = b;
-      d = nesterov ? d + momentum * b : b;
+      d = d * d_weight + (look_ahead * b + b_weight * b);
     }
-    p[k] = p[k] - lr * d;
+    p[k] = param - lr * d;
   }
+}
+
+template <class T>
+void sgd_update(T* p, const T* grad, T* buf, int64_t n, const SGDCoefficients& c) {
+  if (buf) sgd_update<T, true>(p, grad, buf, n, c);
+  else sgd_update<T, false>(p, grad, buf, n, c);
 }
 
 }  // namespace
@@ -81,7 +94,7 @@ void SGD::step() {
       if (group.momentum != 0.0) {
         auto it = state.buffers.find("momentum_buffer");
         c.fresh_buffer = it == state.buffers.end();
-        buf = c.fresh_buffer ? (state.buffers["momentum_buffer"] = empty(p.shape(), p.dtype())) : it->second;
+        buf = c.fresh_buffer ? (state.buffers["momentum_buffer"] = zeros(p.shape(), p.dtype())) : it->second;
       }
       if (p.dtype() == DType::f64)
         sgd_update<double>(p.data_ptr<double>(), grad.data_ptr<double>(),
