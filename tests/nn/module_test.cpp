@@ -236,3 +236,23 @@ TEST(Module, GlobMatch) {
   EXPECT_TRUE(glob_match("*.bia?", "head.bias"));
   EXPECT_FALSE(glob_match("head", "head.bias"));
 }
+
+TEST(Module, ToCudaAndBackKeepsHandlesAndValues) {
+  if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device visible (or graft built without CUDA)";
+  Encoder model;
+  Tensor handle = model.head->weight;
+  const Tensor original = handle.clone();
+  model.to(Device::cuda(0));
+  EXPECT_TRUE(handle.device().is_cuda());
+  EXPECT_TRUE(model.find_tensor("layer.0.position_ids").device().is_cuda());
+  EXPECT_EQ(model.find_tensor("layer.0.position_ids").dtype(), DType::i64);
+  EXPECT_TRUE(handle.requires_grad());
+  // Weights saved from the GPU load on the CPU by name.
+  Encoder on_cpu;
+  on_cpu.load_state_dict(model.state_dict());
+  EXPECT_TRUE(allclose(on_cpu.head->weight, original, 0, 0));
+  model.to(Device::cpu(), DType::f64);
+  EXPECT_TRUE(handle.device().is_cpu());
+  EXPECT_EQ(handle.dtype(), DType::f64);
+  EXPECT_TRUE(allclose(handle.to(DType::f32), original, 0, 0));
+}
