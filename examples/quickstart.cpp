@@ -138,12 +138,14 @@ int main() {
   Classifier transfer(2);
   nn::load_weights(*transfer.backbone, weights);
   transfer.freeze("backbone.*");
+  std::printf("\ntransfer model, backbone loaded from %s and frozen:\n%s", weights.filename().c_str(),
+              transfer.summary().c_str());
   stages.push_back({"pretrained, frozen backbone", fit_and_test(transfer, target, 150, 16, 0, 3e-2), transfer.num_parameters(true)});
   transfer.unfreeze("backbone.*");
   stages.push_back({"pretrained, then fine-tuned", fit_and_test(transfer, target, 30, 16, 3e-4, 3e-3), transfer.num_parameters(true)});
   std::filesystem::remove(weights);
 
-  std::printf("\ntarget task: 64 training examples, 2000 test examples\n%s", transfer.summary().c_str());
+  std::printf("\ntarget task: 64 training examples, 2000 test examples\n");
   std::printf("\n%-30s %14s %10s\n", "model", "trainable", "test acc");
   for (const auto& stage : stages) {
     std::printf("%-30s %14lld %10.3f\n", stage.name, static_cast<long long>(stage.trainable), stage.accuracy);
