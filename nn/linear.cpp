@@ -18,9 +18,8 @@ Linear::Linear(LinearOptions options) : Module("Linear"), options_(options) {
 }
 
 void Linear::reset_parameters() {
-  if (weight.numel() == 0) return;  // nothing to draw (torch warns and does nothing)
-  init::kaiming_uniform_(weight, std::sqrt(5.0));
-  if (bias.defined()) {
+  if (weight.numel() > 0) init::kaiming_uniform_(weight, std::sqrt(5.0));  // empty: nothing to draw
+  if (bias.defined()) {  // in_features == 0 gives bound 0: zeros, as torch
     const double bound = options_.in_features > 0 ? 1.0 / std::sqrt(static_cast<double>(options_.in_features)) : 0.0;
     init::uniform_(bias, -bound, bound);
   }

@@ -226,39 +226,49 @@ void Module::train(bool on) {
   for (auto& [name, child] : children_) child->train(on);
 }
 
-// Rewrites a tensor's impl in place so every handle to it sees the moved/converted data.
-static void replace_in_place(const Tensor& tensor, std::optional<Device> device, std::optional<DType> dtype) {
-  NoGradGuard no_grad;
-  Tensor moved = tensor.detach();
-  if (dtype && is_floating(moved.dtype()) && moved.dtype() != *dtype) moved = ops::cast(moved, *dtype);
-  if (device && moved.device() != *device) moved = ops::to_device(moved, *device);
-  if (moved.impl() == tensor.impl() || (moved.impl()->storage == tensor.impl()->storage &&
-                                        moved.dtype() == tensor.dtype())) {
-    return;  // nothing changed
+// Moves/converts every parameter and buffer: all conversions are made first, and the impls are
+// rewritten in place (so every handle sees the new data) only when all of them succeeded.
+static void move_all(const NamedTensors& tensors, std::optional<Device> device, std::optional<DType> dtype) {
+  std::vector<std::pair<Tensor, Tensor>> moves;  // (live tensor, its replacement)
+  {
+    NoGradGuard no_grad;
+    for (const auto& [name, tensor] : tensors) {
+      Tensor moved = tensor.detach();
+      // Cast on the CPU side first: casting is a host op today, moving is not an op at all.
+      if (dtype && is_floating(moved.dtype()) && moved.dtype() != *dtype) moved = ops::cast(moved, *dtype);
+      if (device && moved.device() != *device) moved = ops::to_device(moved, *device);
+      if (moved.impl()->storage != tensor.impl()->storage || moved.dtype() != tensor.dtype()) {
+        moves.emplace_back(tensor, moved);
+      }
+    }
   }
-  TensorImpl& impl = *tensor.impl();
-  impl.storage = moved.impl()->storage;
-  impl.shape = moved.shape();
-  impl.strides = moved.strides();
-  impl.offset = moved.offset();
-  impl.dtype = moved.dtype();
-  impl.grad.reset();  // a gradient of the old dtype/device no longer fits
+  for (auto& [tensor, moved] : moves) {
+    TensorImpl& impl = *tensor.impl();
+    impl.storage = moved.impl()->storage;
+    impl.shape = moved.shape();
+    impl.strides = moved.strides();
+    impl.offset = moved.offset();
+    impl.dtype = moved.dtype();
+    impl.grad.reset();  // a gradient of the old dtype/device no longer fits
+  }
 }
 
-void Module::to(Device device) {
-  for (auto& [name, tensor] : named_parameters()) replace_in_place(tensor, device, std::nullopt);
-  for (auto& [name, tensor] : named_buffers()) replace_in_place(tensor, device, std::nullopt);
+static NamedTensors parameters_and_buffers(const Module& module) {
+  NamedTensors all = module.named_parameters();
+  for (auto& entry : module.named_buffers()) all.push_back(entry);
+  return all;
 }
+
+void Module::to(Device device) { move_all(parameters_and_buffers(*this), device, std::nullopt); }
 
 void Module::to(DType dtype) {
   if (!is_floating(dtype)) throw DTypeError("Module::to: parameters need a floating dtype, got " + std::string(dtype_name(dtype)));
-  for (auto& [name, tensor] : named_parameters()) replace_in_place(tensor, std::nullopt, dtype);
-  for (auto& [name, tensor] : named_buffers()) replace_in_place(tensor, std::nullopt, dtype);
+  move_all(parameters_and_buffers(*this), std::nullopt, dtype);
 }
 
 void Module::to(Device device, DType dtype) {
-  to(dtype);
-  to(device);
+  if (!is_floating(dtype)) throw DTypeError("Module::to: parameters need a floating dtype, got " + std::string(dtype_name(dtype)));
+  move_all(parameters_and_buffers(*this), device, dtype);
 }
 
 // --- freezing ---
@@ -267,12 +277,12 @@ bool glob_match(const std::string& glob, const std::string& text) {
   // Iterative wildcard match with single-star backtracking: linear in practice.
   size_t g = 0, t = 0, star = std::string::npos, mark = 0;
   while (t < text.size()) {
-    if (g < glob.size() && (glob[g] == '?' || glob[g] == text[t])) {
-      ++g;
-      ++t;
-    } else if (g < glob.size() && glob[g] == '*') {
+    if (g < glob.size() && glob[g] == '*') {
       star = g++;
       mark = t;
+    } else if (g < glob.size() && (glob[g] == '?' || glob[g] == text[t])) {
+      ++g;
+      ++t;
     } else if (star != std::string::npos) {
       g = star + 1;
       t = ++mark;

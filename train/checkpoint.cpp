@@ -56,11 +56,10 @@ void save_checkpoint(const std::filesystem::path& path, const nn::Module& model,
   nn::save_safetensors(path, tensors, metadata);
 }
 
-nlohmann::json load_checkpoint(const std::filesystem::path& path, nn::Module& model, optim::Optimizer* optimizer,
-                               optim::LRScheduler* scheduler, bool restore_rng) {
+// Opens a checkpoint and checks that it is one (format and version in its metadata).
+static nn::SafetensorsFile open_checkpoint(const std::filesystem::path& path) {
   const std::string file = path.string();
   if (!std::filesystem::exists(path)) throw IOError("checkpoint " + file + " does not exist");
-  // 1. Read and check the whole file before touching anything.
   nn::SafetensorsFile reader = nn::SafetensorsFile::open(path);
   const auto& metadata = reader.metadata();
   auto format = metadata.find("format");
@@ -73,6 +72,20 @@ nlohmann::json load_checkpoint(const std::filesystem::path& path, nn::Module& mo
                       (metadata.count("version") ? metadata.at("version") : std::string("(none)")) +
                       " is not the supported " + std::to_string(kCheckpointVersion));
   }
+  return reader;
+}
+
+nlohmann::json read_trainer_state(const std::filesystem::path& path) {
+  nn::SafetensorsFile reader = open_checkpoint(path);
+  return parse_metadata(reader.metadata(), "trainer", path.string());
+}
+
+nlohmann::json load_checkpoint(const std::filesystem::path& path, nn::Module& model, optim::Optimizer* optimizer,
+                               optim::LRScheduler* scheduler, bool restore_rng) {
+  const std::string file = path.string();
+  // 1. Read and check the whole file before touching anything.
+  nn::SafetensorsFile reader = open_checkpoint(path);
+  const auto& metadata = reader.metadata();
   std::map<std::string, Tensor> model_state, optimizer_tensors;
   for (const std::string& name : reader.names()) {
     if (name.rfind(kModelPrefix, 0) == 0) model_state[name.substr(6)] = reader.load(name);
@@ -154,16 +167,17 @@ CheckpointManager::CheckpointManager(std::filesystem::path directory, int64_t ke
   }
 }
 
-void CheckpointManager::write_index() const {
+static void write_index(const std::filesystem::path& directory, const std::vector<CheckpointManager::Entry>& entries,
+                        std::optional<size_t> best) {
   nlohmann::json list = nlohmann::json::array();
-  for (const auto& entry : entries_) {
+  for (const auto& entry : entries) {
     nlohmann::json item{{"step", entry.step}, {"file", entry.file}};
     if (entry.metric) item["metric"] = *entry.metric;
     list.push_back(item);
   }
   nlohmann::json index{{"checkpoints", list}};
-  if (best_) index["best"] = entries_[*best_].file;
-  nn::write_file_atomic(directory_ / "checkpoints.json", index.dump(2) + "\n");
+  if (best) index["best"] = entries[*best].file;
+  nn::write_file_atomic(directory / "checkpoints.json", index.dump(2) + "\n");
 }
 
 std::filesystem::path CheckpointManager::save(int64_t step, const nn::Module& model, const optim::Optimizer* optimizer,
@@ -171,37 +185,43 @@ std::filesystem::path CheckpointManager::save(int64_t step, const nn::Module& mo
                                               std::optional<double> metric, bool greater_is_better) {
   const std::string file = "checkpoint-" + std::to_string(step) + ".safetensors";
   save_checkpoint(directory_ / file, model, optimizer, scheduler, trainer_state);
-  // A re-save of the same step replaces its entry.
+  // The new list is built aside and committed only once its index is on disk.
+  std::vector<Entry> entries;
   std::optional<std::string> best_file = best_ ? std::optional(entries_[*best_].file) : std::nullopt;
-  entries_.erase(std::remove_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.file == file; }),
-                 entries_.end());
-  entries_.push_back({step, file, metric});
-  best_.reset();
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    if (best_file && entries_[i].file == *best_file) best_ = i;
+  for (const auto& entry : entries_) {
+    if (entry.file != file) entries.push_back(entry);
+    else if (!metric) metric = entry.metric;  // a re-save without a metric keeps the one it had
+  }
+  entries.push_back({step, file, metric});
+  std::optional<size_t> best;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (best_file && entries[i].file == *best_file) best = i;
   }
   if (metric && std::isfinite(*metric)) {
-    const bool better = !best_ || !entries_[*best_].metric ||
-                        (greater_is_better ? *metric > *entries_[*best_].metric : *metric < *entries_[*best_].metric);
-    if (better) best_ = entries_.size() - 1;
+    const bool better = !best || !entries[*best].metric ||
+                        (greater_is_better ? *metric > *entries[*best].metric : *metric < *entries[*best].metric);
+    if (better) best = entries.size() - 1;
   }
   // Rotate: keep the newest keep_last and the best.
   std::vector<Entry> kept;
-  std::optional<size_t> new_best;
-  const size_t first_recent = entries_.size() > static_cast<size_t>(keep_last_) ? entries_.size() - keep_last_ : 0;
+  std::optional<size_t> kept_best;
   std::vector<std::string> doomed;
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    if (i >= first_recent || (best_ && i == *best_)) {
-      if (best_ && i == *best_) new_best = kept.size();
-      kept.push_back(entries_[i]);
+  const size_t first_recent = entries.size() > static_cast<size_t>(keep_last_) ? entries.size() - keep_last_ : 0;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (i >= first_recent || (best && i == *best)) {
+      if (best && i == *best) kept_best = kept.size();
+      kept.push_back(entries[i]);
     } else {
-      doomed.push_back(entries_[i].file);
+      doomed.push_back(entries[i].file);
     }
   }
+  write_index(directory_, kept, kept_best);  // the index never names a file that is about to go
   entries_ = std::move(kept);
-  best_ = new_best;
-  write_index();  // the index never names a file that is about to go
-  for (const auto& name : doomed) std::filesystem::remove(directory_ / name);
+  best_ = kept_best;
+  for (const auto& name : doomed) {
+    std::error_code ignored;  // a file that cannot be removed is left, never fatal to training
+    std::filesystem::remove(directory_ / name, ignored);
+  }
   return directory_ / file;
 }
 

@@ -35,6 +35,10 @@ void save_checkpoint(const std::filesystem::path& path, const nn::Module& model,
 nlohmann::json load_checkpoint(const std::filesystem::path& path, nn::Module& model, optim::Optimizer* optimizer,
                                optim::LRScheduler* scheduler, bool restore_rng = true);
 
+// The trainer state of a checkpoint alone, read and checked (FormatError) without touching a
+// model: what a resume looks at before it decides to change anything.
+nlohmann::json read_trainer_state(const std::filesystem::path& path);
+
 // A run directory's checkpoints: checkpoint-<step>.safetensors files plus checkpoints.json (written
 // atomically) that lists them with their metric and names the best. Keeps the newest keep_last
 // and, when tracked, the best one (even if older), deleting the rest after each save.
@@ -57,7 +61,6 @@ class CheckpointManager {
   const std::filesystem::path& directory() const { return directory_; }
 
  private:
-  void write_index() const;
   std::filesystem::path directory_;
   int64_t keep_last_;
   std::vector<Entry> entries_;

@@ -56,12 +56,22 @@ ClassificationReport classification_report(const std::vector<int64_t>& predicted
     const double sum = report.precision[c] + report.recall[c];
     report.f1[c] = sum > 0 ? 2 * report.precision[c] * report.recall[c] / sum : 0.0;
   }
-  if (k > 0) {
-    for (size_t c = 0; c < k; ++c) {
-      report.macro_precision += report.precision[c] / static_cast<double>(k);
-      report.macro_recall += report.recall[c] / static_cast<double>(k);
-      report.macro_f1 += report.f1[c] / static_cast<double>(k);
-    }
+  // Macro averages run over the classes in play: all num_classes when given (sklearn's
+  // labels=range(k)), else the classes present in the labels or the predictions (sklearn's default).
+  size_t averaged = 0;
+  for (size_t c = 0; c < k; ++c) {
+    int64_t predicted_c = 0;
+    for (size_t other = 0; other < k; ++other) predicted_c += report.confusion[other][c];
+    if (num_classes <= 0 && report.support[c] == 0 && predicted_c == 0) continue;
+    report.macro_precision += report.precision[c];
+    report.macro_recall += report.recall[c];
+    report.macro_f1 += report.f1[c];
+    ++averaged;
+  }
+  if (averaged > 0) {
+    report.macro_precision /= static_cast<double>(averaged);
+    report.macro_recall /= static_cast<double>(averaged);
+    report.macro_f1 /= static_cast<double>(averaged);
   }
   return report;
 }

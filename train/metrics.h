@@ -1,7 +1,7 @@
 // Evaluation metrics, computed from predictions gathered over a whole split (never averaged per
 // batch, which would weight small last batches wrongly). Macro averages weight every class equally,
-// as scikit-learn's average="macro"; a class with no predictions has precision 0, as sklearn's
-// zero_division=0.
+// as scikit-learn's average="macro": over all num_classes when given, else over the classes present
+// in the labels or predictions; a class with no predictions has precision 0 (zero_division=0).
 #pragma once
 
 #include <cstdint>

@@ -9,8 +9,10 @@
 namespace graft::train {
 
 RunLog::RunLog(const std::filesystem::path& path, bool append) {
-  file_ = std::fopen(path.c_str(), append ? "a" : "w");
+  file_ = std::fopen(path.c_str(), append ? "a+" : "w");
   if (!file_) throw IOError("RunLog: cannot open " + path.string() + ": " + std::strerror(errno));
+  // A run that crashed mid-line left a fragment: end it, so the next record starts a line of its own.
+  if (append && std::fseek(file_, -1, SEEK_END) == 0 && std::fgetc(file_) != '\n') std::fputc('\n', file_);
 }
 
 RunLog::~RunLog() {

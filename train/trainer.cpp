@@ -23,7 +23,9 @@ nlohmann::json TrainerState::to_json() const {
                       {"last_loss", std::isfinite(last_loss) ? nlohmann::json(last_loss) : nlohmann::json()},
                       {"best_step", best_step},
                       {"evaluations_without_improvement", evaluations_without_improvement},
-                      {"skipped_steps", skipped_steps}};
+                      {"skipped_steps", skipped_steps},
+                      {"last_eval_step", last_eval_step},
+                      {"last_save_step", last_save_step}};
   json["best_metric"] = best_metric ? nlohmann::json(*best_metric) : nlohmann::json();
   return json;
 }
@@ -40,6 +42,8 @@ TrainerState TrainerState::from_json(const nlohmann::json& json) {
     state.best_step = json.at("best_step").get<int64_t>();
     state.evaluations_without_improvement = json.at("evaluations_without_improvement").get<int64_t>();
     state.skipped_steps = json.at("skipped_steps").get<int64_t>();
+    state.last_eval_step = json.at("last_eval_step").get<int64_t>();
+    state.last_save_step = json.at("last_save_step").get<int64_t>();
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(std::string("trainer state in checkpoint is incomplete: ") + e.what());
   }
@@ -109,11 +113,21 @@ bool Trainer::greater_is_better() const {
   return !(m == "loss" || m == "mse" || m == "mae" || m == "rmse");
 }
 
-bool Trainer::improved(double value, const TrainerState& state) const {
+bool Trainer::is_better(double value, const std::optional<double>& best) const {
   if (!std::isfinite(value)) return false;
-  if (!state.best_metric) return true;
-  const double delta = options_.early_stopping.min_delta;
-  return greater_is_better() ? value > *state.best_metric + delta : value < *state.best_metric - delta;
+  if (!best) return true;
+  return greater_is_better() ? value > *best : value < *best;
+}
+
+void Trainer::clear_gradients() {
+  for (const auto& p : model_.parameters()) p.set_grad(Tensor());
+  optimizer_.zero_grad();  // also parameters the optimizer holds outside the model
+}
+
+nlohmann::json Trainer::run_settings(const data::Dataset& train) const {
+  return {{"examples", train.size()},         {"batch_size", options_.batch_size},
+          {"accumulation_steps", options_.accumulation_steps}, {"shuffle", options_.shuffle},
+          {"seed", options_.seed},            {"group_by_length", options_.group_by_length}};
 }
 
 Metrics Trainer::evaluate(const data::Dataset& dataset) {
@@ -156,22 +170,27 @@ double Trainer::run_step(const data::Dataset& train, const std::vector<std::vect
                          size_t count, TrainerState& state, int64_t* samples) {
   double loss_sum = 0;
   bool finite = true;
-  for (size_t j = first; j < first + count; ++j) {
-    data::Batch batch = train.collate(batches[j]);
-    StepOutput out = forward_(batch, true);
-    if (!out.loss.defined() || out.loss.numel() != 1) {
-      throw ShapeError("Trainer: the forward function must return a scalar loss, got " +
-                       (out.loss.defined() ? shape_str(out.loss.shape()) : std::string("an undefined tensor")));
+  try {
+    for (size_t j = first; j < first + count; ++j) {
+      data::Batch batch = train.collate(batches[j]);
+      StepOutput out = forward_(batch, true);
+      if (!out.loss.defined() || out.loss.numel() != 1) {
+        throw ShapeError("Trainer: the forward function must return a scalar loss, got " +
+                         (out.loss.defined() ? shape_str(out.loss.shape()) : std::string("an undefined tensor")));
+      }
+      const double value = out.loss.item();
+      *samples += static_cast<int64_t>(batches[j].size());
+      loss_sum += value;
+      if (!std::isfinite(value)) {
+        finite = false;
+        continue;  // its gradients would be NaN anyway
+      }
+      // Average over the batches actually in this step, so a short last step is not down-weighted.
+      (out.loss / static_cast<double>(count)).backward();
     }
-    const double value = out.loss.item();
-    *samples += static_cast<int64_t>(batches[j].size());
-    loss_sum += value;
-    if (!std::isfinite(value)) {
-      finite = false;
-      continue;  // its gradients would be NaN anyway
-    }
-    // Average over the batches actually in this step, so a short last step is not down-weighted.
-    (out.loss / static_cast<double>(count)).backward();
+  } catch (...) {
+    clear_gradients();  // no half-accumulated step survives into the next fit
+    throw;
   }
   const double loss = loss_sum / static_cast<double>(count);
   const std::vector<Tensor> params = trainable_parameters(optimizer_);
@@ -179,18 +198,17 @@ double Trainer::run_step(const data::Dataset& train, const std::vector<std::vect
   if (!grads_ok) {
     const std::string what = std::string(finite ? "gradients are" : "loss is") + " not finite at step " +
                              std::to_string(state.global_step + 1) + " (loss " + std::to_string(loss) + ")";
+    clear_gradients();
     if (options_.non_finite == NonFinitePolicy::stop) {
-      optimizer_.zero_grad();
       throw NumericError("Trainer: " + what + "; stopping (non_finite = stop)");
     }
-    optimizer_.zero_grad();
     ++state.skipped_steps;
     return loss;
   }
   if (options_.clip_value > 0) optim::clip_grad_value(params, options_.clip_value);
   if (options_.max_grad_norm > 0) optim::clip_grad_norm(params, options_.max_grad_norm);
   optimizer_.step();
-  optimizer_.zero_grad();
+  clear_gradients();
   return loss;
 }
 
@@ -211,36 +229,61 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
 
   TrainResult result;
   TrainerState& state = result.state;
-  state.total_steps = options_.max_steps > 0 ? options_.max_steps : options_.epochs * steps_per_epoch;
   if (resume_from) {
-    state = TrainerState::from_json(load_checkpoint(*resume_from, model_, &optimizer_, scheduler_));
-    if (state.batch_in_epoch > batches_per_epoch) {
+    // Everything about the trainer's side is checked before load_checkpoint changes anything.
+    const nlohmann::json saved = read_trainer_state(*resume_from);
+    state = TrainerState::from_json(saved);
+    const nlohmann::json settings = run_settings(train);
+    if (!saved.contains("run") || saved["run"] != settings) {
+      throw ValueError("Trainer::fit: checkpoint " + resume_from->string() + " was written by a run with " +
+                       (saved.contains("run") ? saved["run"].dump() : std::string("unknown settings")) +
+                       "; this run has " + settings.dump() + " (the batches would not be the same)");
+    }
+    if (state.batch_in_epoch >= batches_per_epoch) {
       throw ValueError("Trainer::fit: checkpoint position (batch " + std::to_string(state.batch_in_epoch) +
                        ") is past this data set's " + std::to_string(batches_per_epoch) + " batches per epoch");
     }
-    state.total_steps = options_.max_steps > 0 ? options_.max_steps : options_.epochs * steps_per_epoch;
+    load_checkpoint(*resume_from, model_, &optimizer_, scheduler_);
   }
+  state.total_steps = options_.max_steps > 0 ? options_.max_steps : options_.epochs * steps_per_epoch;
 
   std::unique_ptr<CheckpointManager> checkpoints;
   RunLog log;
   if (!options_.output_dir.empty()) {
+    const auto checkpoint_dir = options_.output_dir / "checkpoints";
+    if (!resume_from && std::filesystem::exists(checkpoint_dir / "checkpoints.json")) {
+      if (!options_.overwrite_output_dir) {
+        throw ValueError("Trainer::fit: " + checkpoint_dir.string() + " holds another run's checkpoints; resume "
+                         "from one of them, choose another output_dir, or set overwrite_output_dir");
+      }
+      std::filesystem::remove_all(checkpoint_dir);
+    }
     std::filesystem::create_directories(options_.output_dir);
-    checkpoints = std::make_unique<CheckpointManager>(options_.output_dir / "checkpoints", options_.keep_last);
+    checkpoints = std::make_unique<CheckpointManager>(checkpoint_dir, options_.keep_last);
     log = RunLog(options_.output_dir / "log.jsonl", /*append=*/resume_from.has_value());
   }
   ProgressBar progress(state.total_steps, {.enabled = options_.progress});
   std::map<std::string, Tensor> best_weights;  // in memory, for restore_best
-  int64_t last_saved_step = -1, last_eval_step = -1;
+  int64_t best_weights_step = -1;
+  bool last_save_had_metric = false;
+  // Completed epochs as a fraction, as Hugging Face logs it.
+  auto epoch_progress = [&] {
+    return static_cast<double>(state.epoch) +
+           static_cast<double>(state.batch_in_epoch) / static_cast<double>(batches_per_epoch);
+  };
 
   auto save = [&](std::optional<double> metric) {
-    if (!checkpoints || last_saved_step == state.global_step) return;
-    checkpoints->save(state.global_step, model_, &optimizer_, scheduler_, state.to_json(), metric,
-                      greater_is_better());
-    last_saved_step = state.global_step;
+    // A step already saved is saved again only to attach an evaluation's metric to it.
+    if (!checkpoints || (state.last_save_step == state.global_step && (last_save_had_metric || !metric))) return;
+    state.last_save_step = state.global_step;
+    nlohmann::json trainer_state = state.to_json();
+    trainer_state["run"] = run_settings(train);
+    checkpoints->save(state.global_step, model_, &optimizer_, scheduler_, trainer_state, metric, greater_is_better());
+    last_save_had_metric = metric.has_value();
   };
   auto run_evaluation = [&]() {
-    if (!validation || last_eval_step == state.global_step) return;
-    last_eval_step = state.global_step;
+    if (!validation || state.last_eval_step == state.global_step) return;
+    state.last_eval_step = state.global_step;
     Metrics metrics = evaluate(*validation);
     state.last_eval = metrics;
     result.evaluations.emplace_back(state.global_step, metrics);
@@ -249,32 +292,36 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
       throw ValueError("Trainer: metric_for_best '" + options_.metric_for_best + "' is not among the evaluation's (" +
                        format_metrics(metrics) + ")");
     }
-    if (scheduler_ && scheduler_->needs_metric()) scheduler_->step(it->second);
-    if (improved(it->second, state)) {
-      state.best_metric = it->second;
+    const double value = it->second;
+    if (scheduler_ && scheduler_->needs_metric()) scheduler_->step(value);
+    // Patience: reset only by an improvement of more than min_delta over the best so far.
+    const bool enough = is_better(value, state.best_metric) &&
+                        (!state.best_metric || std::abs(value - *state.best_metric) > options_.early_stopping.min_delta);
+    state.evaluations_without_improvement = enough ? 0 : state.evaluations_without_improvement + 1;
+    if (is_better(value, state.best_metric)) {  // the best model is the strictly best one
+      state.best_metric = value;
       state.best_step = state.global_step;
-      state.evaluations_without_improvement = 0;
       if (options_.early_stopping.restore_best) {
         best_weights.clear();
         for (auto& [name, tensor] : model_.state_dict()) best_weights[name] = tensor.clone();
+        best_weights_step = state.global_step;
       }
-    } else {
-      ++state.evaluations_without_improvement;
     }
     if (options_.early_stopping.patience > 0 &&
         state.evaluations_without_improvement >= options_.early_stopping.patience) {
       state.should_stop = true;
       result.stopped_early = true;
     }
-    nlohmann::json record{{"event", "eval"}, {"step", state.global_step}, {"epoch", state.epoch}};
-    for (const auto& [name, value] : metrics) record[name] = value;
+    nlohmann::json record{{"event", "eval"}, {"step", state.global_step}, {"epoch", epoch_progress()}};
+    for (const auto& [name, metric] : metrics) record[name] = metric;
     if (state.best_metric) record["best_" + options_.metric_for_best] = *state.best_metric;
     log.write(record);
     progress.message("eval at step " + std::to_string(state.global_step) + ": " + format_metrics(metrics));
     for (auto& callback : callbacks_) callback->on_evaluate(*this, state, metrics);
-    save(it->second);
+    save(value);
   };
 
+  clear_gradients();  // gradients from before fit() must not leak into the first step
   model_.train();
   for (auto& callback : callbacks_) callback->on_train_begin(*this, state);
   while (!state.should_stop && state.global_step < state.total_steps &&
@@ -289,49 +336,69 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
       const int64_t skipped_before = state.skipped_steps;
       const double loss = run_step(train, batches, static_cast<size_t>(state.batch_in_epoch),
                                    static_cast<size_t>(count), state, &samples);
+      const bool skipped = state.skipped_steps != skipped_before;
       state.batch_in_epoch += count;
       ++state.global_step;
       state.last_loss = loss;
       result.step_losses.push_back(loss);
-      if (scheduler_ && !scheduler_->needs_metric()) scheduler_->step();
+      // As Hugging Face: a skipped optimizer step does not advance the schedule.
+      if (scheduler_ && !scheduler_->needs_metric() && !skipped) scheduler_->step();
       const double lr = optimizer_.param_groups().empty() ? 0.0 : optimizer_.param_groups()[0].lr;
-      if (state.global_step % options_.log_every_steps == 0 || state.skipped_steps != skipped_before) {
+      if (state.global_step % options_.log_every_steps == 0 || skipped) {
         nlohmann::json lrs = nlohmann::json::array();
         for (const auto& group : optimizer_.param_groups()) lrs.push_back(group.lr);
-        nlohmann::json record{{"event", "step"}, {"step", state.global_step}, {"epoch", state.epoch},
+        nlohmann::json record{{"event", "step"}, {"step", state.global_step}, {"epoch", epoch_progress()},
                               {"loss", loss}, {"lr", lrs}, {"samples", samples}};
-        if (state.skipped_steps != skipped_before) record["skipped"] = "non-finite loss or gradients";
+        if (skipped) record["skipped"] = "non-finite loss or gradients";
         log.write(record);
       }
-      if (state.skipped_steps != skipped_before) {
+      if (skipped) {
         progress.message("step " + std::to_string(state.global_step) + ": non-finite loss or gradients, step skipped");
       }
       progress.update(state.global_step, loss, lr, samples);
       for (auto& callback : callbacks_) callback->on_step_end(*this, state);
-      if (options_.eval_every_steps > 0 && state.global_step % options_.eval_every_steps == 0) run_evaluation();
+      const bool epoch_done = state.batch_in_epoch >= batches_per_epoch;
+      if (epoch_done) {
+        // Move to the next epoch before evaluating and saving, so a checkpoint written now
+        // resumes at the start of the next epoch instead of replaying this one's end.
+        for (auto& callback : callbacks_) callback->on_epoch_end(*this, state);
+        ++state.epoch;
+        state.batch_in_epoch = 0;
+      }
+      if (epoch_done || (options_.eval_every_steps > 0 && state.global_step % options_.eval_every_steps == 0)) {
+        run_evaluation();
+      }
       if (options_.save_every_steps > 0 && state.global_step % options_.save_every_steps == 0) save(std::nullopt);
-    }
-    if (state.batch_in_epoch >= batches_per_epoch) {
-      run_evaluation();
-      for (auto& callback : callbacks_) callback->on_epoch_end(*this, state);
-      ++state.epoch;
-      state.batch_in_epoch = 0;
+      if (epoch_done) break;
     }
   }
-  if (state.last_eval.empty() || last_eval_step != state.global_step) run_evaluation();
+  run_evaluation();  // a no-op when this step was just evaluated
   save(std::nullopt);
   progress.finish();
 
   if (options_.early_stopping.restore_best && validation && state.best_step >= 0 &&
       state.best_step != state.global_step) {
-    if (!best_weights.empty()) {
+    std::string restored;
+    if (best_weights_step == state.best_step) {
       model_.load_state_dict(best_weights);
-    } else if (checkpoints && checkpoints->best()) {
-      load_checkpoint(*checkpoints->best(), model_, nullptr, nullptr, /*restore_rng=*/false);
+      restored = "from memory";
+    } else if (checkpoints) {
+      // After a resume the best may predate this process: take it from its checkpoint.
+      for (const auto& entry : checkpoints->entries()) {
+        if (entry.step != state.best_step) continue;
+        load_checkpoint(checkpoints->directory() / entry.file, model_, nullptr, nullptr, /*restore_rng=*/false);
+        restored = entry.file;
+      }
     }
-    progress.message("restored the weights of step " + std::to_string(state.best_step) + " (" +
-                     options_.metric_for_best + " " + std::to_string(*state.best_metric) + ")");
-    log.write({{"event", "restore_best"}, {"step", state.best_step}, {options_.metric_for_best, *state.best_metric}});
+    if (restored.empty()) {
+      progress.message("could not restore the best weights (step " + std::to_string(state.best_step) +
+                       "): they were neither kept in this process nor checkpointed; keeping the last weights");
+      log.write({{"event", "restore_best_unavailable"}, {"step", state.best_step}});
+    } else {
+      progress.message("restored the weights of step " + std::to_string(state.best_step) + " (" +
+                       options_.metric_for_best + " " + std::to_string(*state.best_metric) + ", " + restored + ")");
+      log.write({{"event", "restore_best"}, {"step", state.best_step}, {options_.metric_for_best, *state.best_metric}});
+    }
   }
   for (auto& callback : callbacks_) callback->on_train_end(*this, state);
   return result;

@@ -41,9 +41,12 @@ enum class NonFinitePolicy {
   stop,       // throw NumericError naming the step
 };
 
+// As Hugging Face's EarlyStoppingCallback + load_best_model_at_end: the best evaluation is the
+// strictly best metric seen; min_delta only decides whether an evaluation resets the patience
+// counter (it must beat the best so far by more than min_delta).
 struct EarlyStoppingOptions {
-  int64_t patience = 0;        // evaluations without improvement before stopping; 0: off
-  double min_delta = 0.0;      // an improvement must beat the best by more than this
+  int64_t patience = 0;        // evaluations without enough improvement before stopping; 0: off
+  double min_delta = 0.0;
   bool restore_best = true;    // at the end, load the weights of the best evaluation
 };
 
@@ -66,6 +69,7 @@ struct TrainerOptions {
   bool shuffle = true;
   bool group_by_length = false;          // length bucketing (Dataset::length)
   std::filesystem::path output_dir;      // empty: no checkpoints and no log file
+  bool overwrite_output_dir = false;     // a fresh run in a directory with checkpoints: error unless set
   int64_t save_every_steps = 0;          // > 0: checkpoint every N steps; and at every evaluation
   int64_t keep_last = 2;                 // checkpoints kept besides the best
   bool progress = true;
@@ -82,7 +86,9 @@ struct TrainerState {
   std::optional<double> best_metric;
   int64_t best_step = -1;
   int64_t evaluations_without_improvement = 0;
-  int64_t skipped_steps = 0;      // non-finite loss or gradients
+  int64_t skipped_steps = 0;      // non-finite loss or gradients (neither optimizer nor scheduler stepped)
+  int64_t last_eval_step = -1;    // so a resumed run does not evaluate (or save) the same step twice
+  int64_t last_save_step = -1;
   bool should_stop = false;
   Metrics last_eval;
   nlohmann::json to_json() const;
@@ -120,7 +126,9 @@ class Trainer {
 
   // Trains on `train`, evaluating on `validation` when given. With resume_from, the checkpoint's
   // model, optimizer, scheduler, generator and data position are restored first, and the run
-  // continues exactly where that one stopped.
+  // continues exactly where that one stopped. The checkpoint must come from a run with the same
+  // data size, batch size, accumulation, shuffling and seed (ValueError naming the difference,
+  // before anything changes).
   TrainResult fit(const data::Dataset& train, const data::Dataset* validation = nullptr,
                   const std::optional<std::filesystem::path>& resume_from = std::nullopt);
   // One pass in eval mode and no-grad; the model's previous mode is restored.
@@ -133,8 +141,10 @@ class Trainer {
  private:
   double run_step(const data::Dataset& train, const std::vector<std::vector<int64_t>>& batches, size_t first,
                   size_t count, TrainerState& state, int64_t* samples);
-  bool improved(double value, const TrainerState& state) const;
+  bool is_better(double value, const std::optional<double>& best) const;
   bool greater_is_better() const;
+  nlohmann::json run_settings(const data::Dataset& train) const;  // what a resume must match
+  void clear_gradients();
 
   nn::Module& model_;
   optim::Optimizer& optimizer_;

@@ -38,6 +38,29 @@ TEST(Linear, DefaultInitIsUniformWithinOneOverSqrtFanIn) {
   EXPECT_LE(max(abs(layer.bias)).item(), bound);
 }
 
+TEST(Linear, EmptyInputGivesZeroBiasAsTorch) {
+  Linear layer(0, 3);
+  EXPECT_EQ(abs(layer.bias).sum().item(), 0.0);
+  EXPECT_TRUE(allclose(layer.forward(empty({2, 0})), zeros({2, 3}), 0, 0));
+}
+
+TEST(Embedding, NegativePaddingIndexCountsFromTheEnd) {
+  Embedding table(5, 2, -1);
+  EXPECT_EQ(table.padding_row(), 4);
+  EXPECT_EQ(abs(table.weight.select(0, 4)).sum().item(), 0.0);
+  EXPECT_THROW(Embedding(5, 2, -6), IndexError);
+  EXPECT_EQ(Embedding(5, 2).padding_row(), -1);
+}
+
+TEST(Embedding, FromPretrainedDrawsNothing) {
+  Tensor vectors = randn({4, 3});
+  manual_seed(9);
+  Embedding::from_pretrained(vectors);
+  Tensor after = rand({3});
+  manual_seed(9);
+  EXPECT_TRUE(allclose(after, rand({3}), 0, 0));  // the default generator did not move
+}
+
 TEST(Embedding, LooksUpRowsAndKeepsPaddingRowZero) {
   Embedding table(6, 3, /*padding_idx=*/2);
   EXPECT_EQ(abs(table.weight.select(0, 2)).sum().item(), 0.0);

@@ -235,6 +235,7 @@ TEST(Module, GlobMatch) {
   EXPECT_FALSE(glob_match("encoder.layer.1.*", "encoder.layer.11.output.bias"));
   EXPECT_TRUE(glob_match("*.bia?", "head.bias"));
   EXPECT_FALSE(glob_match("head", "head.bias"));
+  EXPECT_TRUE(glob_match("a*", "a*bc"));  // a '*' in the glob is always a wildcard
 }
 
 TEST(Module, ToCudaAndBackKeepsHandlesAndValues) {
@@ -255,4 +256,14 @@ TEST(Module, ToCudaAndBackKeepsHandlesAndValues) {
   EXPECT_TRUE(handle.device().is_cpu());
   EXPECT_EQ(handle.dtype(), DType::f64);
   EXPECT_TRUE(allclose(handle.to(DType::f32), original, 0, 0));
+}
+
+TEST(Module, AFailedMoveChangesNothing) {
+  if (cuda_is_available()) GTEST_SKIP() << "a CUDA device is visible: the move would succeed";
+  Encoder model;
+  EXPECT_THROW(model.to(Device::cuda(0), DType::f64), DeviceError);
+  for (const auto& [name, tensor] : model.named_parameters()) {
+    EXPECT_EQ(tensor.dtype(), DType::f32) << name;
+    EXPECT_TRUE(tensor.device().is_cpu()) << name;
+  }
 }

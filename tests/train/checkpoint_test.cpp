@@ -12,6 +12,7 @@
 #include "train/optim/adam.h"
 #include "train/optim/scheduler.h"
 #include "train/optim/sgd.h"
+#include "train/run_log.h"
 #include "train/trainer.h"
 #include "trainer_fixtures.h"
 
@@ -202,4 +203,120 @@ TEST(Checkpoint, ManagerKeepsTheLastKAndTheBest) {
   EXPECT_EQ(reopened.best()->filename(), "checkpoint-2.safetensors");
   write_file(dir.path() / "checkpoints.json", "{\"checkpoints\": [{\"step\": 1, \"file\": \"../../etc/passwd\"}]}");
   EXPECT_THROW(CheckpointManager(dir.path(), 2), FormatError);
+}
+
+namespace {
+
+// A classifier run whose validation loss follows a script, one value per evaluation.
+struct ScriptedRun {
+  std::shared_ptr<nn::Sequential> model;
+  std::unique_ptr<optim::SGD> optimizer;
+  std::unique_ptr<Trainer> trainer;
+  std::vector<double> script;
+  int64_t evaluations = 0;
+
+  ScriptedRun(const std::filesystem::path& dir, int64_t epochs, std::vector<double> losses, int64_t batch_size = 10)
+      : script(std::move(losses)) {
+    manual_seed(2);
+    model = make_mlp(2, 4, 3);
+    optimizer = std::make_unique<optim::SGD>(model->parameters(), optim::SGDOptions{.lr = 0.1});
+    TrainerOptions options;
+    options.progress = false;
+    options.batch_size = batch_size;
+    options.epochs = epochs;
+    options.output_dir = dir;
+    options.early_stopping.patience = 5;
+    trainer = std::make_unique<Trainer>(*model, *optimizer, nullptr,
+                                        [this](const data::Batch& batch, bool training) {
+                                          Tensor logits = model->forward(batch.at("features"));
+                                          if (training) return StepOutput{cross_entropy(logits, batch.at("labels")), logits};
+                                          return StepOutput{full({}, script.at(static_cast<size_t>(evaluations++))), Tensor()};
+                                        },
+                                        options);
+  }
+};
+
+std::filesystem::path latest(const std::filesystem::path& dir) {
+  return *CheckpointManager(dir / "checkpoints", 2).latest();
+}
+
+}  // namespace
+
+TEST(Checkpoint, ResumeAfterAnEpochEndDoesNotEvaluateItAgain) {
+  TempDir dir;
+  auto [train_set, val_set] = blobs(40, 4, 2);
+  ScriptedRun first(dir.path(), 1, {0.5});
+  first.trainer->fit(train_set, &val_set);
+  ScriptedRun second(dir.path(), 2, {0.4});
+  TrainResult result = second.trainer->fit(train_set, &val_set, latest(dir.path()));
+  EXPECT_EQ(second.evaluations, 1);  // only the end of epoch 2
+  EXPECT_EQ(result.state.global_step, 8);
+  EXPECT_EQ(result.state.evaluations_without_improvement, 0);
+  EXPECT_FLOAT_EQ(result.state.best_metric.value(), 0.4);
+}
+
+TEST(Checkpoint, BestWeightsAreRestoredFromTheirCheckpointAfterAResume) {
+  TempDir dir;
+  auto [train_set, val_set] = blobs(40, 4, 2);
+  ScriptedRun first(dir.path(), 2, {0.5, 0.9});  // best after epoch 1 (step 4)
+  first.trainer->fit(train_set, &val_set);
+  // restore_best put the step-4 weights back in the first run: they are the reference.
+  const Tensor best_weights = first.model->parameters()[0].clone();
+  ScriptedRun second(dir.path(), 3, {0.95});
+  TrainResult result = second.trainer->fit(train_set, &val_set, latest(dir.path()));
+  EXPECT_EQ(result.state.best_step, 4);
+  EXPECT_TRUE(allclose(second.model->parameters()[0], best_weights, 0, 0));
+}
+
+TEST(Checkpoint, ResumeWithOtherBatchesIsRefusedBeforeAnythingChanges) {
+  TempDir dir;
+  auto [train_set, val_set] = blobs(40, 4, 2);
+  ScriptedRun first(dir.path(), 1, {0.5});
+  first.trainer->fit(train_set, &val_set);
+  ScriptedRun other(dir.path(), 2, {0.4}, /*batch_size=*/8);
+  const Tensor before = other.model->parameters()[0].clone();
+  try {
+    other.trainer->fit(train_set, &val_set, latest(dir.path()));
+    FAIL() << "expected ValueError";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("batch_size"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(allclose(other.model->parameters()[0], before, 0, 0));
+  EXPECT_EQ(other.optimizer->steps_taken(), 0);
+}
+
+TEST(Checkpoint, AnEvaluationMetricReachesACheckpointAlreadySavedAtThatStep) {
+  TempDir dir;
+  auto [train_set, val_set] = blobs(40, 4, 2);
+  auto model = make_mlp(2, 4, 3);
+  optim::SGD optimizer(model->parameters(), {.lr = 0.1});
+  TrainerOptions options;
+  options.progress = false;
+  options.batch_size = 10;
+  options.epochs = 2;
+  options.save_every_steps = 4;  // lands on the epoch ends, where the evaluations are
+  options.output_dir = dir.path();
+  Trainer trainer(*model, optimizer, nullptr, [&](const data::Batch& batch, bool) {
+    Tensor logits = model->forward(batch.at("features"));
+    return StepOutput{cross_entropy(logits, batch.at("labels")), logits};
+  }, options);
+  trainer.fit(train_set, &val_set);
+  CheckpointManager manager(dir.path() / "checkpoints", 2);
+  for (const auto& entry : manager.entries()) EXPECT_TRUE(entry.metric.has_value()) << entry.file;
+  EXPECT_TRUE(manager.best().has_value());
+}
+
+TEST(Checkpoint, RunLogEndsAFragmentLeftByACrash) {
+  TempDir dir;
+  const auto path = dir.path() / "log.jsonl";
+  write_file(path, "{\"event\": \"step\", \"step\": 1}\n{\"event\": \"st");
+  {
+    RunLog log(path, /*append=*/true);
+    log.write({{"event", "step"}, {"step", 2}});
+  }
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(nlohmann::json::parse(lines[2])["step"], 2);
 }

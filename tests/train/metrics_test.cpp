@@ -25,6 +25,15 @@ TEST(Metrics, ClassificationReportMatchesSklearn) {
   EXPECT_THROW(classification_report({0, 3}, {0, 1}, 3), IndexError);
 }
 
+TEST(Metrics, MacroAveragesOverClassesInPlayAsSklearn) {
+  // Perfect on classes 1 and 4; ids 0, 2, 3 never appear. sklearn (labels=None): macro_f1 = 1.
+  auto inferred = classification_report({1, 4, 4}, {1, 4, 4});
+  EXPECT_DOUBLE_EQ(inferred.macro_f1, 1.0);
+  // With num_classes given, every class counts (sklearn's labels=range(5)): 2 of 5.
+  auto fixed = classification_report({1, 4, 4}, {1, 4, 4}, 5);
+  EXPECT_DOUBLE_EQ(fixed.macro_f1, 0.4);
+}
+
 TEST(Metrics, RegressionReport) {
   auto report = regression_report({1.0, 2.0, 4.0}, {1.0, 3.0, 2.0});
   EXPECT_DOUBLE_EQ(report.mse, 5.0 / 3);

@@ -227,7 +227,8 @@ TEST(Trainer, EarlyStoppingStopsAndRestoresTheBestWeights) {
   options.batch_size = 10;
   options.epochs = 20;
   options.early_stopping = {.patience = 2, .min_delta = 0.01, .restore_best = true};
-  // Scripted validation losses: best at the 2nd evaluation, then no real improvement.
+  // Scripted validation losses. 0.495 is the best (and its weights are restored), but it beats
+  // 0.5 by less than min_delta, so it does not reset the patience counter; 0.7 then stops the run.
   const std::vector<double> script{1.0, 0.5, 0.495, 0.7, 0.2};
   int64_t evaluations = 0;
   std::vector<Tensor> weights_at_eval;
@@ -254,10 +255,10 @@ TEST(Trainer, EarlyStoppingStopsAndRestoresTheBestWeights) {
   trainer.add_callback(counter);
   TrainResult result = trainer.fit(train_set, &val_set);
   EXPECT_TRUE(result.stopped_early);
-  EXPECT_EQ(evaluations, 4);  // 0.495 is not better than 0.5 by min_delta; 0.7 is worse: stop
-  EXPECT_EQ(result.state.best_step, 8);  // 4 steps an epoch, best after epoch 2
-  EXPECT_DOUBLE_EQ(result.state.best_metric.value(), 0.5);
-  EXPECT_TRUE(allclose(model->parameters()[0], weights_at_eval[1], 0, 0));
+  EXPECT_EQ(evaluations, 4);
+  EXPECT_EQ(result.state.best_step, 12);  // 4 steps an epoch, best after epoch 3
+  EXPECT_FLOAT_EQ(result.state.best_metric.value(), 0.495);
+  EXPECT_TRUE(allclose(model->parameters()[0], weights_at_eval[2], 0, 0));
 }
 
 TEST(Trainer, CallbackCanStopAndLogsAreWritten) {
@@ -339,4 +340,56 @@ TEST(Trainer, PlateauSchedulerStepsOnTheValidationMetric) {
   EXPECT_EQ(evaluations, 3);
   EXPECT_DOUBLE_EQ(optimizer.param_groups()[0].lr, 0.025);
   EXPECT_THROW(trainer.fit(train_set), ValueError);  // no validation set to step on
+}
+
+TEST(Trainer, GradientsFromBeforeFitDoNotLeakIn) {
+  auto [train_set, val_set] = blobs(30, 3, 2);
+  auto run = [&](bool dirty) {
+    manual_seed(5);
+    auto model = make_mlp(2, 4, 3);
+    optim::SGD optimizer(model->parameters(), {.lr = 0.1});
+    if (dirty) model->forward(ones({1, 2})).sum().backward();  // a user's stray backward
+    TrainerOptions options = quiet();
+    options.batch_size = 10;
+    options.shuffle = false;
+    Trainer trainer(*model, optimizer, nullptr, classify(*model), options);
+    trainer.fit(train_set);
+    return model->parameters()[0].clone();
+  };
+  EXPECT_TRUE(allclose(run(true), run(false), 0, 0));
+}
+
+TEST(Trainer, SkippedStepDoesNotAdvanceTheSchedule) {
+  auto [train_set, val_set] = blobs(40, 4, 2);
+  auto model = make_mlp(2, 4, 3);
+  optim::SGD optimizer(model->parameters(), {.lr = 1.0});
+  optim::StepLR schedule(optimizer, 1, 0.5);
+  TrainerOptions options = quiet();
+  options.batch_size = 10;
+  int64_t calls = 0;
+  Trainer trainer(*model, optimizer, &schedule,
+                  [&](const data::Batch& batch, bool) {
+                    Tensor logits = model->forward(batch.at("features"));
+                    Tensor loss = cross_entropy(logits, batch.at("labels"));
+                    return StepOutput{++calls == 2 ? loss * std::nan("") : loss, logits};
+                  },
+                  options);
+  TrainResult result = trainer.fit(train_set);
+  EXPECT_EQ(result.state.global_step, 4);
+  EXPECT_EQ(result.state.skipped_steps, 1);
+  EXPECT_DOUBLE_EQ(optimizer.param_groups()[0].lr, 0.125);  // 3 real steps, 3 halvings
+}
+
+TEST(Trainer, FreshRunRefusesADirectoryWithAnotherRunsCheckpoints) {
+  TempDir dir;
+  auto [train_set, val_set] = blobs(20, 4, 2);
+  auto model = make_mlp(2, 4, 3);
+  optim::SGD optimizer(model->parameters(), {.lr = 0.1});
+  TrainerOptions options = quiet();
+  options.batch_size = 10;
+  options.output_dir = dir.path();
+  Trainer(*model, optimizer, nullptr, classify(*model), options).fit(train_set);
+  EXPECT_THROW(Trainer(*model, optimizer, nullptr, classify(*model), options).fit(train_set), ValueError);
+  options.overwrite_output_dir = true;
+  EXPECT_NO_THROW(Trainer(*model, optimizer, nullptr, classify(*model), options).fit(train_set));
 }
