@@ -1,0 +1,68 @@
+// Raw GRU kernels for one layer (both directions), no autograd: PyTorch's nn.GRU cell
+// (linear-before-reset) with gate rows in PyTorch's order r, z, n.
+//   r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+//   z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+//   n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+//   h' = (1 - z) * n + z * h
+// Shape letters: T time steps, N batch, I input size of this layer, H hidden size, D directions
+// (1, or 2 for bidirectional), G = 3 gates. Direction 1 runs t = T-1 .. 0.
+//
+// Layouts (all row-major, contiguous):
+//   x [T, N, I]; h0 [D, N, H] or null (zeros); y [T, N, D*H] (direction d in columns d*H .. d*H+H);
+//   h_n [D, N, H]; per direction d: w_ih[d] [3H, I], w_hh[d] [3H, H], b_ih[d] / b_hh[d] [3H] or null.
+// Forward overwrites y and h_n, and the workspace when one is given (training); backward reads
+// what forward wrote (x, h0, y, h_n, workspace, the same weights) and OVERWRITES every gradient it
+// is given (dx, dh0, dw_*, db_*; a null pointer means "not wanted").
+//
+// Two backends: the reference (plain loops, f32 and f64, the truth) and the CPU one on oneDNN's
+// lbr_gru primitive (f32; gru_cpu_available() is false when graft is built without oneDNN).
+// Their workspaces differ: size them with the matching *_workspace_bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace graft::kernels {
+
+struct GruLayerShape {
+  int64_t T = 0, N = 0, I = 0, H = 0, D = 1;
+};
+
+template <class S>
+struct GruLayerWeights {
+  const S* w_ih[2] = {nullptr, nullptr};
+  const S* w_hh[2] = {nullptr, nullptr};
+  const S* b_ih[2] = {nullptr, nullptr};  // both biases null: a layer without bias
+  const S* b_hh[2] = {nullptr, nullptr};
+};
+
+template <class S>
+struct GruLayerGrads {
+  S* w_ih[2] = {nullptr, nullptr};
+  S* w_hh[2] = {nullptr, nullptr};
+  S* b_ih[2] = {nullptr, nullptr};
+  S* b_hh[2] = {nullptr, nullptr};
+};
+
+// --- reference: plain loops (accumulating in double) ---
+// Workspace: per direction, step and batch row the gates r, z, n and W_hn h + b_hn (4H values).
+template <class S>
+std::size_t gru_reference_workspace_bytes(const GruLayerShape& shape);
+template <class S>
+void gru_reference_forward(const GruLayerShape& shape, const S* x, const S* h0, const GruLayerWeights<S>& weights,
+                           S* y, S* h_n, void* workspace);
+template <class S>
+void gru_reference_backward(const GruLayerShape& shape, const S* x, const S* h0, const GruLayerWeights<S>& weights,
+                            const S* y, const S* h_n, const void* workspace, const S* dy, const S* dh_n, S* dx,
+                            S* dh0, const GruLayerGrads<S>& grads);
+
+// --- CPU: oneDNN lbr_gru (forward_training + workspace, or forward_inference when workspace is null) ---
+bool gru_cpu_available();
+std::size_t gru_cpu_workspace_bytes(const GruLayerShape& shape);
+void gru_cpu_forward(const GruLayerShape& shape, const float* x, const float* h0, const GruLayerWeights<float>& weights,
+                     float* y, float* h_n, void* workspace);
+void gru_cpu_backward(const GruLayerShape& shape, const float* x, const float* h0, const GruLayerWeights<float>& weights,
+                      const float* y, const float* h_n, const void* workspace, const float* dy, const float* dh_n,
+                      float* dx, float* dh0, const GruLayerGrads<float>& grads);
+
+}  // namespace graft::kernels
