@@ -12,7 +12,8 @@
 //   h_n [D, N, H]; per direction d: w_ih[d] [3H, I], w_hh[d] [3H, H], b_ih[d] / b_hh[d] [3H] or null.
 // Forward overwrites y and h_n, and the workspace when one is given (training); backward reads
 // what forward wrote (x, h0, y, h_n, workspace, the same weights) and OVERWRITES every gradient it
-// is given (dx, dh0, dw_*, db_*; a null pointer means "not wanted").
+// is given (dx, dh0, dw_*, db_*; a null pointer means "not wanted"). The incoming gradients
+// dy [T, N, D*H] and dh_n [D, N, H] must both be given (zeros where nothing flows).
 //
 // Two backends: the reference (plain loops, f32 and f64, the truth) and the CPU one on oneDNN's
 // lbr_gru primitive (f32; gru_cpu_available() is false when graft is built without oneDNN).
