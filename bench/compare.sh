@@ -27,10 +27,9 @@ threads=${GRAFT_BENCH_THREADS:-$(nproc)}
 export GRAFT_BENCH_THREADS=$threads
 # graft's CPU GEMM is oneDNN on OpenMP: give it the same count as the peer (unless already set).
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads}
-# gru: an RNN opens several OpenMP parallel regions per time step; on a shared machine a spinning
-# (active) worker whose partner core is taken stalls every barrier (10x slower seen here), so both
-# sides run with passive waiting unless the environment says otherwise.
-[[ $family == gru ]] && export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# OMP_WAIT_POLICY is left as the environment has it (unset: GNU OpenMP spins briefly, then sleeps),
+# as users run. It matters for RNNs, which open parallel regions every time step: on a machine
+# whose cores are busy with other work, set it to passive for both sides (docs/PERFORMANCE.md).
 
 if [[ ! -f build/release/build.ninja && ! -f build/release/Makefile ]]; then
   cmake --preset release >&2
