@@ -15,47 +15,17 @@
 
 #include "autograd/gradcheck_helpers.h"
 #include "autograd/gru.h"
+#include "golden/gru_golden.h"
 
 using namespace graft;
 using graft::testing::rnd;
 using nlohmann::json;
+using graft::test::expect_close;
+using graft::test::golden_tensor;
+using graft::test::load_gru_golden;
 
 namespace {
 
-json load_golden(const std::string& name) {
-  const std::string path = std::string(GRAFT_TEST_DATA_DIR) + "/golden/gru/" + name + ".json";
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("missing golden " + path + ": run /usr/bin/python3 tests/golden/make_gru_golden.py");
-  return json::parse(in);
-}
-
-// Every golden number is an f32 written as its shortest repr: round to f32 first, so an f64 run
-// sees exactly the values torch saw.
-Tensor golden_tensor(const json& entry, DType dtype) {
-  return from_vector<double>(entry.at("data").get<std::vector<double>>(), entry.at("shape").get<Shape>())
-      .to(DType::f32)
-      .to(dtype);
-}
-
-// |actual - expected| <= rtol * |expected| + atol elementwise; also rejects an all-zero golden,
-// so a comparison cannot pass vacuously.
-void expect_close(const Tensor& actual, const json& expected_entry, double rtol, double atol, const std::string& what,
-                  bool may_be_zero = false) {
-  ASSERT_TRUE(actual.defined()) << what << " is undefined";
-  const auto expected = expected_entry.at("data").get<std::vector<double>>();
-  ASSERT_EQ(actual.shape(), expected_entry.at("shape").get<Shape>()) << what;
-  const auto got = actual.to(DType::f64).to_vector<double>();
-  bool any_nonzero = false;
-  double worst = 0.0;
-  for (size_t k = 0; k < got.size(); ++k) {
-    any_nonzero |= expected[k] != 0.0;
-    const double err = std::abs(got[k] - expected[k]);
-    worst = std::max(worst, err / (rtol * std::abs(expected[k]) + atol));
-    EXPECT_LE(err, rtol * std::abs(expected[k]) + atol) << what << "[" << k << "]: " << got[k] << " vs torch " << expected[k];
-  }
-  EXPECT_TRUE(any_nonzero || may_be_zero) << what << ": golden is all zeros";
-  if (std::getenv("GRAFT_GRU_TOLERANCE_REPORT")) std::printf("%s: worst err / tol = %.3g\n", what.c_str(), worst);
-}
 
 GruOptions options_of(const json& config) {
   GruOptions o;
@@ -71,7 +41,7 @@ GruOptions options_of(const json& config) {
 // Runs a golden case through graft::gru(reference) in `dtype` and checks everything torch recorded.
 void check_golden(const std::string& name, DType dtype, double rtol, double atol) {
   SCOPED_TRACE(name + std::string(" in ") + dtype_name(dtype));
-  const json g = load_golden(name);
+  const json g = load_gru_golden(name);
   const GruOptions options = options_of(g.at("config"));
   Tensor input = golden_tensor(g.at("input"), dtype).requires_grad_();
   Tensor h0 = g.at("h0").is_null() ? Tensor() : golden_tensor(g.at("h0"), dtype).requires_grad_();
@@ -112,7 +82,7 @@ TEST(GruReference, CellMatchesTorchGoldens) {
   for (const char* name : {"cell_hx", "cell_nobias_no_hx"}) {
     for (DType dtype : {DType::f64, DType::f32}) {
       SCOPED_TRACE(name);
-      const json g = load_golden(name);
+      const json g = load_gru_golden(name);
       Tensor x = golden_tensor(g.at("input"), dtype).requires_grad_();
       Tensor hx = g.at("hx").is_null() ? Tensor() : golden_tensor(g.at("hx"), dtype).requires_grad_();
       std::vector<Tensor> p;

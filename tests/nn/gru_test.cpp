@@ -15,32 +15,18 @@
 #include "autograd/ops.h"
 #include "nn/container.h"
 #include "nn/gru.h"
+#include "golden/gru_golden.h"
 
 using namespace graft;
 using namespace graft::nn;
 using nlohmann::json;
+using graft::test::golden_tensor;
+using graft::test::load_gru_golden;
 
 namespace {
 
-json load_golden(const std::string& name) {
-  const std::string path = std::string(GRAFT_TEST_DATA_DIR) + "/golden/gru/" + name + ".json";
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("missing golden " + path + ": run /usr/bin/python3 tests/golden/make_gru_golden.py");
-  return json::parse(in);
-}
-
-Tensor golden_tensor(const json& entry) {  // golden numbers are f32s in their shortest repr
-  return from_vector<double>(entry.at("data").get<std::vector<double>>(), entry.at("shape").get<Shape>()).to(DType::f32);
-}
-
 void expect_close(const Tensor& actual, const json& expected_entry, const std::string& what) {
-  ASSERT_TRUE(actual.defined()) << what;
-  ASSERT_EQ(actual.shape(), expected_entry.at("shape").get<Shape>()) << what;
-  const auto expected = expected_entry.at("data").get<std::vector<double>>();
-  const auto got = actual.to(DType::f64).to_vector<double>();
-  for (size_t k = 0; k < got.size(); ++k)
-    EXPECT_LE(std::abs(got[k] - expected[k]), 1e-5 * std::abs(expected[k]) + 5e-7)
-        << what << "[" << k << "]: " << got[k] << " vs torch " << expected[k];
+  graft::test::expect_close(actual, expected_entry, 1e-5, 5e-7, what, /*may_be_zero=*/true);
 }
 
 // torch's state_dict of the golden's module, keyed by PyTorch's names.
@@ -100,7 +86,7 @@ TEST(GRU, TorchStateDictLoadsAndMatchesTorch) {
   for (const char* name : {"uni_1layer", "uni_2layer_h0", "bi_1layer_batch_first", "bi_2layer_h0_lengths",
                            "uni_3layer_lengths_batch_first", "bi_3layer_nobias_h0_lengths_short"}) {
     SCOPED_TRACE(std::string(name) + (implementation == GruImplementation::reference ? " reference" : " automatic"));
-    const json g = load_golden(name);
+    const json g = load_gru_golden(name);
     GRU gru(module_options(g.at("config")));
     gru.set_implementation(implementation);
     const LoadReport report = gru.load_state_dict(torch_state_dict(g));
@@ -124,7 +110,7 @@ TEST(GRU, TorchStateDictLoadsAndMatchesTorch) {
 }
 
 TEST(GRUCell, TorchStateDictLoadsAndMatchesTorch) {
-  const json g = load_golden("cell_hx");
+  const json g = load_gru_golden("cell_hx");
   GRUCell cell(g.at("config").at("input_size"), g.at("config").at("hidden_size"));
   EXPECT_TRUE(cell.load_state_dict(torch_state_dict(g)).clean());
   Tensor x = golden_tensor(g.at("input")).requires_grad_();
@@ -136,7 +122,7 @@ TEST(GRUCell, TorchStateDictLoadsAndMatchesTorch) {
   expect_close(hx.grad(), g.at("grad_hx"), "grad_hx");
   expect_close(cell.weight_hh.grad(), g.at("grad_params")[1], "weight_hh");
 
-  const json g2 = load_golden("cell_nobias_no_hx");
+  const json g2 = load_gru_golden("cell_nobias_no_hx");
   GRUCell no_bias(GRUCellOptions{.input_size = 4, .hidden_size = 6, .bias = false});
   EXPECT_TRUE(no_bias.load_state_dict(torch_state_dict(g2)).clean());
   expect_close(no_bias.forward(golden_tensor(g2.at("input"))), g2.at("output"), "output without hx");
