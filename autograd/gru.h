@@ -10,9 +10,9 @@
 //
 // Two implementations compute the same function: `reference`, a composite of autograd ops (the
 // truth, and what gradcheck runs on), and `fused`, one autograd node for the whole stack on
-// oneDNN's lbr_gru primitive (forward_training with a workspace, then backward). `automatic` takes
-// the fused one where it applies (f32 on the CPU, graft built with oneDNN) and the reference
-// otherwise.
+// oneDNN's lbr_gru primitive (forward_training with a workspace, then backward; variable lengths by
+// running each direction on sequences reversed within their lengths). `automatic` takes the fused
+// one where it applies (f32 on the CPU, graft built with oneDNN) and the reference otherwise.
 #pragma once
 
 #include <cstdint>

@@ -12,9 +12,12 @@
 // (already scaled by 1/(1-p)) and h0. Dropout masks are drawn layer by layer (l = 0 .. L-2) as
 // bernoulli([T, N, D*H], 1 - p, cpu, options.generator), always in time-major layout.
 //
-// Variable lengths: oneDNN's RNN has no per-sequence lengths, and the reverse direction would need
-// each sequence reversed within its own length; gru_fused_applies returns false when lengths is
-// defined, and gru() takes the reference path.
+// Variable lengths: oneDNN's RNN has no per-sequence lengths, so each direction runs as its own
+// left-to-right call over all T steps, the reverse direction on the input reversed within each
+// sequence's length (x_rev[t] = x[len-1-t] for t < len). A sequence's valid steps then come first
+// in both calls, so steps past its length cannot affect them: the outputs there are masked to
+// zero, h_n is the output at step len-1 (un-reversed for the reverse direction), and in backward
+// the padded steps get zero output gradient and dh_n is added at step len-1 instead.
 #include <algorithm>
 #include <string>
 
@@ -33,7 +36,6 @@ namespace {
 // Why the fused path does not apply to these arguments, or empty when it does.
 std::string fused_refusal(const Tensor& input, const std::vector<Tensor>& params, const Tensor& lengths) {
   if (!kernels::gru_cpu_available()) return "graft was built without oneDNN";
-  if (lengths.defined()) return "variable lengths (oneDNN's RNN has no per-sequence lengths)";
   if (!input.defined()) return "input is undefined";
   if (input.dtype() != DType::f32) return std::string("input dtype is ") + dtype_name(input.dtype()) + ", not f32";
   if (!input.device().is_cpu()) return "input is not on the CPU";
@@ -42,11 +44,53 @@ std::string fused_refusal(const Tensor& input, const std::vector<Tensor>& params
   return {};
 }
 
+// One direction run alone (variable lengths): what the kernel saw and wrote.
+struct DirectionRun {
+  kernels::GruLayerShape shape;  // D = 1
+  Tensor x, y, h_n, workspace;   // x as fed (reversed within lengths for the reverse direction), raw y [T, N, H]
+};
+
 struct Layer {
   kernels::GruLayerShape shape;
   Tensor x, y, workspace;  // x_l (after dropout), y_l [T, N, D*H], workspace (undefined for inference)
   std::vector<Tensor> w;   // this layer's params, contiguous, per direction (w_ih, w_hh[, b_ih, b_hh])
+  std::vector<DirectionRun> runs;  // with lengths: one per direction (and workspace above unused)
 };
+
+// The weights of direction d alone, as a one-direction layer.
+kernels::GruLayerWeights<float> direction_weights(const Layer& layer, int64_t per, int64_t d) {
+  kernels::GruLayerWeights<float> w;
+  w.w_ih[0] = layer.w[d * per].data_ptr<float>();
+  w.w_hh[0] = layer.w[d * per + 1].data_ptr<float>();
+  if (per == 4) {
+    w.b_ih[0] = layer.w[d * per + 2].data_ptr<float>();
+    w.b_hh[0] = layer.w[d * per + 3].data_ptr<float>();
+  }
+  return w;
+}
+
+// Time index that step t of sequence n maps to: itself forward, mirrored within the length in
+// reverse (an involution, so the same map undoes it); padded steps stay in place.
+inline int64_t source_step(bool reverse, int64_t t, int64_t length) {
+  return reverse && t < length ? length - 1 - t : t;
+}
+
+// out[t, n, :] = in[source_step(t), n, in_offset : in_offset + C] for valid steps; padded steps
+// get zeros when mask_padding, else their own values. in is [T, N, in_stride], out [T, N, C].
+void gather_steps(const float* in, int64_t in_stride, int64_t in_offset, float* out, int64_t C, int64_t T,
+                  const std::vector<int64_t>& lengths, bool reverse, bool mask_padding) {
+  const auto N = static_cast<int64_t>(lengths.size());
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t n = 0; n < N; ++n) {
+      float* dst = out + (t * N + n) * C;
+      if (t >= lengths[n] && mask_padding) {
+        std::fill(dst, dst + C, 0.0f);
+        continue;
+      }
+      const float* src = in + (source_step(reverse, t, lengths[n]) * N + n) * in_stride + in_offset;
+      std::copy(src, src + C, dst);
+    }
+}
 
 kernels::GruLayerWeights<float> weights_of(const Layer& layer, int64_t per) {
   kernels::GruLayerWeights<float> w;
@@ -93,6 +137,8 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
   const bool drop = options.training && p > 0.0 && L > 1;
 
   const int64_t y_numel = T * N * D * H, hn_numel = L * D * N * H;
+  // Validated by gru(): 1 <= length <= T.
+  const std::vector<int64_t> lens = lengths.defined() ? lengths.to(DType::i64).to_vector<int64_t>() : std::vector<int64_t>{};
   Tensor packed = empty({y_numel + hn_numel});
   const Tensor h_n_all = ops::narrow(packed, 0, y_numel, hn_numel);
   std::vector<Layer> layers(L);
@@ -117,21 +163,65 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
     } else {
       layer.x = layers[l - 1].y;
     }
-    // The last layer writes straight into packed when the layout allows.
-    layer.y = (l == L - 1 && !options.batch_first) ? ops::narrow(packed, 0, 0, y_numel).view({T, N, D * H})
-                                                   : empty({T, N, D * H});
-    if (graph) {
-      const auto bytes = static_cast<int64_t>(kernels::gru_cpu_workspace_bytes(layer.shape));
-      layer.workspace = empty({(bytes + 3) / 4});
-    }
     const float* h0_l = h0c.defined() ? h0c.data_ptr<float>() + l * D * N * H : nullptr;
-    kernels::gru_cpu_forward(layer.shape, layer.x.data_ptr<float>(), h0_l, weights_of(layer, per),
-                             layer.y.data_ptr<float>(), h_n_all.data_ptr<float>() + l * D * N * H,
-                             ptr_or_null(layer.workspace));
+    if (!lens.empty()) {
+      const int64_t Il = layer.shape.I;
+      layer.y = empty({T, N, D * H});
+      for (int64_t d = 0; d < D; ++d) {
+        DirectionRun run;
+        run.shape = {T, N, Il, H, 1};
+        run.x = layer.x;
+        if (d == 1) {
+          run.x = empty({T, N, Il});
+          gather_steps(layer.x.data_ptr<float>(), Il, 0, run.x.data_ptr<float>(), Il, T, lens, true, false);
+        }
+        run.y = empty({T, N, H});
+        run.h_n = empty({N, H});
+        if (graph) {
+          const auto bytes = static_cast<int64_t>(kernels::gru_cpu_workspace_bytes(run.shape));
+          run.workspace = empty({(bytes + 3) / 4});
+        }
+        kernels::gru_cpu_forward(run.shape, run.x.data_ptr<float>(), h0_l ? h0_l + d * N * H : nullptr,
+                                 direction_weights(layer, per, d), run.y.data_ptr<float>(),
+                                 run.h_n.data_ptr<float>(), ptr_or_null(run.workspace));
+        // Output: un-reversed, zero past each length; h_n: the raw output at the last valid step.
+        const float* raw = run.y.data_ptr<float>();
+        float* y = layer.y.data_ptr<float>();
+        float* h_n = h_n_all.data_ptr<float>() + (l * D + d) * N * H;
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t n = 0; n < N; ++n) {
+            float* dst = y + (t * N + n) * D * H + d * H;
+            if (t >= lens[n]) {
+              std::fill(dst, dst + H, 0.0f);
+              continue;
+            }
+            const float* src = raw + (source_step(d == 1, t, lens[n]) * N + n) * H;
+            std::copy(src, src + H, dst);
+          }
+        for (int64_t n = 0; n < N; ++n) {
+          const float* last = raw + ((lens[n] - 1) * N + n) * H;
+          std::copy(last, last + H, h_n + n * H);
+        }
+        layer.runs.push_back(run);
+      }
+    } else {
+      // The last layer writes straight into packed when the layout allows.
+      layer.y = (l == L - 1 && !options.batch_first) ? ops::narrow(packed, 0, 0, y_numel).view({T, N, D * H})
+                                                     : empty({T, N, D * H});
+      if (graph) {
+        const auto bytes = static_cast<int64_t>(kernels::gru_cpu_workspace_bytes(layer.shape));
+        layer.workspace = empty({(bytes + 3) / 4});
+      }
+      kernels::gru_cpu_forward(layer.shape, layer.x.data_ptr<float>(), h0_l, weights_of(layer, per),
+                               layer.y.data_ptr<float>(), h_n_all.data_ptr<float>() + l * D * N * H,
+                               ptr_or_null(layer.workspace));
+    }
     if (!graph && l > 0) layers[l - 1] = Layer{};  // inference: free what no backward will read
   }
   if (options.batch_first)
     ops::copy_into(ops::narrow(packed, 0, 0, y_numel).view({N, T, D * H}), ops::permute(layers.back().y, {1, 0, 2}));
+  else if (!lens.empty())
+    ops::copy_into(ops::narrow(packed, 0, 0, y_numel).view({T, N, D * H}), layers.back().y);
 
   const bool batch_first = options.batch_first;
   const bool input_grad = input.requires_grad(), h0_grad = h0.defined() && h0.requires_grad();
@@ -139,7 +229,7 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
   for (const Tensor& q : params) param_grad.push_back(q.requires_grad());
   Tensor out = record(
       "gru_fused", packed, inputs,
-      [layers, masks, h0c, h_n_all, per, batch_first, input_grad, h0_grad, param_grad, y_numel, hn_numel](
+      [layers, masks, h0c, h_n_all, per, batch_first, input_grad, h0_grad, param_grad, y_numel, hn_numel, lens](
           const Tensor& grad) {
         const int64_t L = static_cast<int64_t>(layers.size());
         const kernels::GruLayerShape& s = layers.back().shape;
@@ -152,23 +242,60 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
         Tensor dh0_all = h0_grad ? empty({L * D, N, H}) : Tensor();
         for (int64_t l = L - 1; l >= 0; --l) {
           const Layer& layer = layers[l];
-          kernels::GruLayerGrads<float> grads;
-          for (int64_t d = 0; d < D; ++d)
+          // Gradient buffers of direction d's params, at slot `slot` of a GruLayerGrads.
+          auto param_grads = [&](int64_t d, int slot, kernels::GruLayerGrads<float>& grads) {
             for (int64_t k = 0; k < per; ++k) {
               const size_t index = static_cast<size_t>(l * D * per + d * per + k);
               if (!param_grad[index]) continue;
               Tensor dw = empty(layer.w[d * per + k].shape());
               result[2 + index] = dw;
               float* ptr = dw.data_ptr<float>();
-              (k == 0 ? grads.w_ih : k == 1 ? grads.w_hh : k == 2 ? grads.b_ih : grads.b_hh)[d] = ptr;
+              (k == 0 ? grads.w_ih : k == 1 ? grads.w_hh : k == 2 ? grads.b_ih : grads.b_hh)[slot] = ptr;
             }
-          Tensor dx = (l > 0 || input_grad) ? empty(layer.x.shape()) : Tensor();
+          };
           const float* h0_l = h0c.defined() ? h0c.data_ptr<float>() + l * D * N * H : nullptr;
-          kernels::gru_cpu_backward(layer.shape, layer.x.data_ptr<float>(), h0_l, weights_of(layer, per),
-                                    layer.y.data_ptr<float>(), h_n_all.data_ptr<float>() + l * D * N * H,
-                                    layer.workspace.data_ptr<float>(), ops::contiguous(dy).data_ptr<float>(),
-                                    dh_n.data_ptr<float>() + l * D * N * H, ptr_or_null(dx),
-                                    h0_grad ? dh0_all.data_ptr<float>() + l * D * N * H : nullptr, grads);
+          Tensor dx;
+          if (!layer.runs.empty()) {
+            const Tensor dyc = ops::contiguous(dy);
+            if (l > 0 || input_grad) dx = zeros(layer.x.shape());
+            const int64_t Il = layer.shape.I;
+            const Tensor zero_hn = zeros({N, H});  // dh_n enters through dy at the last valid step
+            for (int64_t d = 0; d < D; ++d) {
+              const DirectionRun& run = layer.runs[d];
+              Tensor dyr = empty({T, N, H});
+              gather_steps(dyc.data_ptr<float>(), D * H, d * H, dyr.data_ptr<float>(), H, T, lens, d == 1, true);
+              const float* dh = dh_n.data_ptr<float>() + (l * D + d) * N * H;
+              float* dyr_ptr = dyr.data_ptr<float>();
+              for (int64_t n = 0; n < N; ++n)
+                for (int64_t j = 0; j < H; ++j) dyr_ptr[((lens[n] - 1) * N + n) * H + j] += dh[n * H + j];
+              kernels::GruLayerGrads<float> grads;
+              param_grads(d, 0, grads);
+              Tensor dxr = dx.defined() ? empty(run.x.shape()) : Tensor();
+              kernels::gru_cpu_backward(run.shape, run.x.data_ptr<float>(), h0_l ? h0_l + d * N * H : nullptr,
+                                        direction_weights(layer, per, d), run.y.data_ptr<float>(),
+                                        run.h_n.data_ptr<float>(), run.workspace.data_ptr<float>(), dyr_ptr,
+                                        zero_hn.data_ptr<float>(), ptr_or_null(dxr),
+                                        h0_grad ? dh0_all.data_ptr<float>() + (l * D + d) * N * H : nullptr, grads);
+              if (!dxr.defined()) continue;
+              const float* g = dxr.data_ptr<float>();
+              float* out = dx.data_ptr<float>();
+              for (int64_t t = 0; t < T; ++t)
+                for (int64_t n = 0; n < N; ++n) {
+                  const float* src = g + (t * N + n) * Il;
+                  float* dst = out + (source_step(d == 1, t, lens[n]) * N + n) * Il;
+                  for (int64_t i = 0; i < Il; ++i) dst[i] += src[i];
+                }
+            }
+          } else {
+            kernels::GruLayerGrads<float> grads;
+            for (int64_t d = 0; d < D; ++d) param_grads(d, static_cast<int>(d), grads);
+            if (l > 0 || input_grad) dx = empty(layer.x.shape());
+            kernels::gru_cpu_backward(layer.shape, layer.x.data_ptr<float>(), h0_l, weights_of(layer, per),
+                                      layer.y.data_ptr<float>(), h_n_all.data_ptr<float>() + l * D * N * H,
+                                      layer.workspace.data_ptr<float>(), ops::contiguous(dy).data_ptr<float>(),
+                                      dh_n.data_ptr<float>() + l * D * N * H, ptr_or_null(dx),
+                                      h0_grad ? dh0_all.data_ptr<float>() + l * D * N * H : nullptr, grads);
+          }
           if (l > 0) dy = masks.empty() ? dx : ops::binary(BinaryOp::mul, dx, masks[l - 1]);
           else if (input_grad) result[0] = batch_first ? ops::contiguous(ops::permute(dx, {1, 0, 2})) : dx;
         }

@@ -88,15 +88,17 @@ struct GruRun {
   std::vector<std::string> names;
 };
 
-GruRun run(const Problem& p, GruImplementation impl, Generator* dropout_generator = nullptr) {
+GruRun run(const Problem& p, GruImplementation impl, Generator* dropout_generator = nullptr,
+           const Tensor& lengths = Tensor()) {
   auto leaf = [](const Tensor& t) { return t.defined() ? t.detach().clone().requires_grad_() : Tensor(); };
   Tensor input = leaf(p.input), h0 = leaf(p.h0);
   std::vector<Tensor> params;
   for (const Tensor& q : p.params) params.push_back(leaf(q));
   GruOptions options = p.options;
   options.generator = dropout_generator;
-  GruResult r = impl == GruImplementation::fused ? gru_fused(input, h0, params, options, Tensor())
-                                                 : gru(input, h0, params, options, Tensor(), impl);
+  GruResult r = impl == GruImplementation::fused && !lengths.defined()
+                   ? gru_fused(input, h0, params, options, Tensor())
+                   : gru(input, h0, params, options, lengths, impl);
   (sum(r.output * p.gy) + sum(r.h_n * p.gh)).backward();
   GruRun out{r.output.detach(), r.h_n.detach(), {input.grad()}, {"d input"}};
   if (h0.defined()) {
@@ -209,8 +211,25 @@ TEST(GruFused, MatchesReferenceComposite) {
     const Problem p = make(c, g);
     const GruRun fused = run(p, GruImplementation::fused), reference = run(p, GruImplementation::reference);
     expect_close(fused, reference, 1e-5, c.str());
-    // automatic takes the fused path here (f32, CPU, oneDNN, no lengths).
+    // automatic takes the fused path here (f32, CPU, oneDNN).
     EXPECT_TRUE(gru_fused_applies(p.input, p.params, p.options, Tensor()));
+  }
+}
+
+TEST(GruFused, VariableLengthsMatchReferenceComposite) {
+  if (!fused_available()) GTEST_SKIP() << "graft was built without oneDNN: the fused GRU does not apply";
+  const unsigned seed = std::random_device{}();  // fresh inputs every run
+  SCOPED_TRACE("seed=" + std::to_string(seed));
+  Generator g(seed);
+  for (const Config& c : kConfigs) {
+    Problem p = make(c, g);
+    p.options.enforce_sorted = false;
+    std::vector<int64_t> lens;  // unsorted, in [1, T], the first one full
+    for (int64_t n = 0; n < c.N; ++n) lens.push_back(n == 0 ? c.T : 1 + (n * 7 + 3) % c.T);
+    const Tensor lengths = from_vector<int64_t>(lens, {c.N});
+    EXPECT_TRUE(gru_fused_applies(p.input, p.params, p.options, lengths));
+    expect_close(run(p, GruImplementation::fused, nullptr, lengths), run(p, GruImplementation::reference, nullptr, lengths),
+                 1e-5, c.str() + " with lengths");
   }
 }
 
@@ -248,6 +267,6 @@ TEST(GruFused, AppliesOnlyWhereItCan) {
   GruOptions options;
   EXPECT_EQ(gru_fused_applies(x, params, options, Tensor()), fused_available());
   EXPECT_FALSE(gru_fused_applies(x.to(DType::f64), params, options, Tensor()));  // f32 only
-  EXPECT_FALSE(gru_fused_applies(x, params, options, from_vector<int64_t>({3, 2})));  // no per-sequence lengths
+  EXPECT_EQ(gru_fused_applies(x, params, options, from_vector<int64_t>({3, 2})), fused_available());  // lengths too
   EXPECT_THROW(gru_fused(x.to(DType::f64), Tensor(), params, options, Tensor()), NotImplementedError);
 }
