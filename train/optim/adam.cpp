@@ -57,10 +57,6 @@ void adam_update(T* p, const T* grad, T* m, T* v, T* v_max, int64_t n, const Ada
 
 namespace detail {
 
-void AdamCore::add_groups(std::vector<ParamGroup> groups) {
-  for (auto& group : groups) add_param_group(std::move(group));
-}
-
 void AdamCore::add_single_group(std::vector<Tensor> params, const AdamOptions& options) {
   ParamGroup group;
   group.name = "default";
@@ -135,12 +131,12 @@ void AdamCore::step() {
 
 }  // namespace detail
 
-Adam::Adam(std::vector<ParamGroup> groups) : AdamCore(false) { add_groups(std::move(groups)); }
+Adam::Adam(std::vector<ParamGroup> groups) : AdamCore(false) { add_param_groups(std::move(groups)); }
 Adam::Adam(std::vector<Tensor> params, const AdamOptions& options) : AdamCore(false) {
   add_single_group(std::move(params), options);
 }
 
-AdamW::AdamW(std::vector<ParamGroup> groups) : AdamCore(true) { add_groups(std::move(groups)); }
+AdamW::AdamW(std::vector<ParamGroup> groups) : AdamCore(true) { add_param_groups(std::move(groups)); }
 AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& options) : AdamCore(true) {
   add_single_group(std::move(params), options);
 }

@@ -36,7 +36,6 @@ class AdamCore : public Optimizer {
 
  protected:
   explicit AdamCore(bool decoupled) : decoupled_(decoupled) {}
-  void add_groups(std::vector<ParamGroup> groups);
   void add_single_group(std::vector<Tensor> params, const AdamOptions& options);
   void validate_group(const ParamGroup& group) const override;
   std::vector<std::string> buffer_names() const override { return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}; }

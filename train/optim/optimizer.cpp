@@ -83,6 +83,10 @@ void Optimizer::validate_group(const ParamGroup& group) const {
     throw ValueError("optimizer group '" + group.name + "': initial_lr must be finite");
 }
 
+void Optimizer::add_param_groups(std::vector<ParamGroup> groups) {
+  for (auto& group : groups) add_param_group(std::move(group));
+}
+
 void Optimizer::add_param_group(ParamGroup group) {
   const std::size_t index = groups_.size();
   if (group.name.empty()) group.name = "group" + std::to_string(index);

@@ -74,6 +74,7 @@ class Optimizer {
 
  protected:
   Optimizer() = default;
+  void add_param_groups(std::vector<ParamGroup> groups);  // add_param_group for each, in order
 
   struct ParamState {
     int64_t step = 0;                        // updates this parameter has had

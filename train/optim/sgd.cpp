@@ -50,9 +50,7 @@ void sgd_update(T* p, const T* grad, T* buf, int64_t n, const SGDCoefficients& c
 
 }  // namespace
 
-SGD::SGD(std::vector<ParamGroup> groups) {
-  for (auto& group : groups) add_param_group(std::move(group));
-}
+SGD::SGD(std::vector<ParamGroup> groups) { add_param_groups(std::move(groups)); }
 
 SGD::SGD(std::vector<Tensor> params, const SGDOptions& options) {
   ParamGroup group;
