@@ -1,6 +1,7 @@
 // graft: the whole public API in one include.
 #pragma once
 
+#include "autograd/attention.h"
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "autograd/gradcheck.h"

@@ -4,14 +4,14 @@
 #   case=<name> graft_ms=<median> peer_ms=<median> speedup=<peer/graft> gflops=<graft> peer_gflops=<peer>
 # (gbps= / peer_gbps= instead for memory-bound families, whose cases count bytes moved), then, for
 # matmul, whether graft reaches 80% of PyTorch's GFLOP/s at 1024³ and 2048³.
-#   bench/compare.sh matmul | optim | gru
+#   bench/compare.sh matmul | optim | gru | attention | bert
 # The peer is Debian's python3-torch under /usr/bin/python3 on OpenBLAS (libopenblas0-pthread);
 # both are installed here if missing. Both sides use the same thread count: GRAFT_BENCH_THREADS,
 # else `nproc`. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, where the environment sets them, are left
 # as they are (the log says which OpenBLAS kernel ran).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-family=${1:?usage: bench/compare.sh <family>   (families: matmul, optim, gru)}
+family=${1:?usage: bench/compare.sh <family>   (families: matmul, optim, gru, attention, bert)}
 [[ -f "bench/peers/$family.py" ]] || { echo "compare: no peer script bench/peers/$family.py" >&2; exit 2; }
 
 # Build and peer dependencies (Debian packages; installs nothing when all are present).

@@ -1,0 +1,38 @@
+// Scaled dot-product attention as one differentiable op:
+//   out = softmax(scale * q k^T + mask) v
+// q [B, h, Sq, d], k [B, h, Sk, d], v [B, h, Sk, dv] -> out [B, h, Sq, dv].
+// Masks: key_padding_mask [B, Sk] bool, true = that key is padding and gets no attention
+// (PyTorch nn.MultiheadAttention's convention); causal: query i sees keys j <= i (top-left
+// aligned, as torch's is_causal). A query row whose keys are all masked gives zeros (and zero
+// gradient), never NaN. dropout_p drops attention probabilities while training (scaled by
+// 1/(1-p)); the mask comes from Philox on (seed, element index), so backward regenerates it.
+//
+// Two implementations compute the same function: `reference`, a composite of autograd ops (the
+// truth, and what gradcheck runs on), and `fused`, one autograd node on the flash-style CPU
+// kernel (kernels/attention): tiled over query and key blocks with an online softmax; forward
+// saves the row log-sum-exp, backward recomputes probabilities tile by tile and never builds the
+// S x S matrix. `automatic` takes the fused one where it applies (f32/f64 on the CPU).
+#pragma once
+
+#include <optional>
+
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+
+namespace graft {
+
+struct AttentionOptions {
+  Tensor key_padding_mask;       // undefined, or bool [B, Sk]: true = masked out
+  bool causal = false;
+  double dropout_p = 0.0;        // applied only when > 0 (callers pass 0 in eval mode)
+  std::optional<double> scale;   // default 1 / sqrt(d)
+  Generator* generator = nullptr;  // dropout seed source; the default generator when null
+};
+
+enum class AttentionImplementation { automatic, reference, fused };
+
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const AttentionOptions& options = {},
+                                    AttentionImplementation implementation = AttentionImplementation::automatic);
+
+}  // namespace graft
