@@ -5,8 +5,9 @@
 # (gbps= / peer_gbps= instead for memory-bound families, whose cases count bytes moved), then, for
 # matmul, whether graft reaches 80% of PyTorch's GFLOP/s at 1024³ and 2048³.
 #   bench/compare.sh matmul | optim | gru | attention | bert
-# The peer is Debian's python3-torch under /usr/bin/python3 on OpenBLAS (libopenblas0-pthread);
-# both are installed here if missing. Both sides use the same thread count: GRAFT_BENCH_THREADS,
+# The peer is Debian's python3-torch (1.13) under /usr/bin/python3 on OpenBLAS (libopenblas0-pthread);
+# both are installed here if missing. GRAFT_PEER_PYTHON picks another interpreter, e.g. PyPI's
+# torch 2.x: GRAFT_PEER_PYTHON=$(bench/peers/torch2.sh) bench/compare.sh gru Both sides use the same thread count: GRAFT_BENCH_THREADS,
 # else `nproc`. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, where the environment sets them, are left
 # as they are (the log says which OpenBLAS kernel ran).
 set -euo pipefail
@@ -16,7 +17,8 @@ family=${1:?usage: bench/compare.sh <family>   (families: matmul, optim, gru, at
 
 # Build and peer dependencies (Debian packages; installs nothing when all are present).
 bash scripts/setup.sh --bench >&2
-if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+peer_python=${GRAFT_PEER_PYTHON:-/usr/bin/python3}
+if [[ -z "${GRAFT_PEER_PYTHON:-}" ]] && ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   echo "compare: installing the peer (python3-torch, libopenblas0-pthread)" >&2
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
@@ -43,7 +45,7 @@ echo "env: OMP_NUM_THREADS=$OMP_NUM_THREADS OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-u
 
 "build/release/bench/graft_bench_$family" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
   --benchmark_format=json > "$out/graft.json" 2> "$out/graft.err" || { cat "$out/graft.err" >&2; exit 1; }
-/usr/bin/python3 "bench/peers/$family.py" > "$out/peer.jsonl" 2> "$out/peer.info" || { cat "$out/peer.info" >&2; exit 1; }
+"$peer_python" "bench/peers/$family.py" > "$out/peer.jsonl" 2> "$out/peer.info" || { cat "$out/peer.info" >&2; exit 1; }
 sed 's/^/peer: /' "$out/peer.info"
 
 /usr/bin/python3 - "$family" "$out/graft.json" "$out/peer.jsonl" <<'PY'

@@ -23,12 +23,26 @@ namespace {
 struct Case {
   int64_t T, N, I, H, L;
   bool bidirectional, training;
+  bool varlen = false;  // lengths spread evenly from T down to T/5, unsorted (enforce_sorted=false)
 };
 
+// Sequence i's length in a varlen case; bench/peers/gru.py uses the same formula.
+int64_t length_of(const Case& c, int64_t i) {
+  const int64_t longest = c.T, shortest = c.T / 5;
+  const int64_t j = (i * 7) % c.N;  // a fixed shuffle (7 is coprime with the batch sizes used)
+  return longest - j * (longest - shortest) / (c.N - 1);
+}
+
+// Only the valid steps count: sum of lengths instead of T * N.
 double flops(const Case& c) {
   const int64_t D = c.bidirectional ? 2 : 1;
+  double steps = double(c.T) * c.N;
+  if (c.varlen) {
+    steps = 0;
+    for (int64_t i = 0; i < c.N; ++i) steps += length_of(c, i);
+  }
   double f = 0;
-  for (int64_t l = 0; l < c.L; ++l) f += D * 2.0 * c.T * c.N * 3.0 * c.H * ((l == 0 ? c.I : D * c.H) + c.H);
+  for (int64_t l = 0; l < c.L; ++l) f += D * 2.0 * steps * 3.0 * c.H * ((l == 0 ? c.I : D * c.H) + c.H);
   return c.training ? 3.0 * f : f;
 }
 
@@ -50,6 +64,13 @@ void run(benchmark::State& state, const Case& c) {
   options.num_layers = c.L;
   options.bidirectional = c.bidirectional;
   options.training = c.training;
+  options.enforce_sorted = false;
+  Tensor lengths;
+  if (c.varlen) {
+    std::vector<int64_t> l(c.N);
+    for (int64_t i = 0; i < c.N; ++i) l[i] = length_of(c, i);
+    lengths = from_vector<int64_t>(l, {c.N});
+  }
   const Tensor input = randn({c.T, c.N, c.I}, {}, &g);
   std::vector<Tensor> params;
   const double bound = 1.0 / std::sqrt(double(c.H));
@@ -59,18 +80,18 @@ void run(benchmark::State& state, const Case& c) {
         params.push_back(uniform(s, -bound, bound, {}, &g).requires_grad_(c.training));
   auto step = [&] {
     if (c.training) {
-      GruResult r = gru(input, Tensor(), params, options, Tensor(), GruImplementation::fused);
+      GruResult r = gru(input, Tensor(), params, options, lengths, GruImplementation::fused);
       sum(r.output).backward();
       return r.output;
     }
     NoGradGuard no_grad;
-    return gru(input, Tensor(), params, options, Tensor(), GruImplementation::fused).output;
+    return gru(input, Tensor(), params, options, lengths, GruImplementation::fused).output;
   };
   {  // warm-up (builds and caches the primitives), checked: a fast wrong answer is no result
     Tensor out = step();
     if (flops(c) < 5e10) {
       NoGradGuard no_grad;
-      Tensor want = gru(input, Tensor(), params, options, Tensor(), GruImplementation::reference).output;
+      Tensor want = gru(input, Tensor(), params, options, lengths, GruImplementation::reference).output;
       const double err = max_rel_error(out, want);
       if (!(err < 1e-4)) {
         state.SkipWithError(("fused output differs from the reference: " + std::to_string(err)).c_str());
@@ -102,6 +123,7 @@ int main(int argc, char** argv) {
   reg("gru_train_L2_bi_T50_N32_H256", {50, 32, 256, 256, 2, true, true});
   reg("gru_infer_T50_N1_H256", {50, 1, 256, 256, 1, false, false});
   reg("gru_train_T187_N32_H1536", {187, 32, 1536, 1536, 1, false, true});
+  reg("gru_train_varlen_bi_T50_N32_H512", {50, 32, 512, 512, 1, true, true, /*varlen=*/true});
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

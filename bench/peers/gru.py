@@ -22,24 +22,38 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))  # before torch load
 import torch  # noqa: E402
 
 
-def flops(T, N, I, H, L, D, training):
-    f = sum(D * 2.0 * T * N * 3 * H * ((I if l == 0 else D * H) + H) for l in range(L))
+def flops(steps, I, H, L, D, training):
+    """steps: T * N, or the sum of the lengths (only valid steps count)."""
+    f = sum(D * 2.0 * steps * 3 * H * ((I if l == 0 else D * H) + H) for l in range(L))
     return 3 * f if training else f
 
 
-def bench(name, T, N, I, H, L=1, bidirectional=False, training=True, min_time=1.0, min_runs=5):
+def length_of(T, N, i):
+    """Sequence i's length in a varlen case: the formula of bench/gru_bench.cpp."""
+    longest, shortest = T, T // 5
+    j = (i * 7) % N
+    return longest - j * (longest - shortest) // (N - 1)
+
+
+def bench(name, T, N, I, H, L=1, bidirectional=False, training=True, varlen=False, min_time=1.0, min_runs=5):
     torch.manual_seed(1)
     gru = torch.nn.GRU(I, H, num_layers=L, bidirectional=bidirectional)
     x = torch.randn(T, N, I)
     gru.train(training)
+    lengths = torch.tensor([length_of(T, N, i) for i in range(N)]) if varlen else None
+
+    def forward():
+        if lengths is None:
+            return gru(x)[0]
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+        return torch.nn.utils.rnn.pad_packed_sequence(gru(packed)[0], total_length=T)[0]
 
     def step():
         if training:
-            out, _ = gru(x)
-            out.sum().backward()
+            forward().sum().backward()
         else:
             with torch.no_grad():
-                gru(x)
+                forward()
 
     step()  # warm-up
     times = []
@@ -49,7 +63,8 @@ def bench(name, T, N, I, H, L=1, bidirectional=False, training=True, min_time=1.
         step()
         times.append(time.perf_counter() - t0)
     ms = statistics.median(times) * 1e3
-    f = flops(T, N, I, H, L, 2 if bidirectional else 1, training)
+    steps = int(lengths.sum()) if varlen else T * N
+    f = flops(steps, I, H, L, 2 if bidirectional else 1, training)
     print(json.dumps({"case": name, "ms": ms, "gflops": f / (ms * 1e-3) * 1e-9, "runs": len(times)}), flush=True)
 
 
@@ -63,6 +78,7 @@ def main():
     bench("gru_train_L2_bi_T50_N32_H256", 50, 32, 256, 256, L=2, bidirectional=True)
     bench("gru_infer_T50_N1_H256", 50, 1, 256, 256, training=False)
     bench("gru_train_T187_N32_H1536", 187, 32, 1536, 1536, min_time=0.0, min_runs=3)  # seconds per run
+    bench("gru_train_varlen_bi_T50_N32_H512", 50, 32, 512, 512, bidirectional=True, varlen=True)
 
 
 if __name__ == "__main__":
