@@ -33,6 +33,7 @@
 #include "train/data/sampler.h"
 #include "train/data/split.h"
 #include "train/data/word_vectors.h"
+#include "train/data/wordpiece.h"
 #include "train/metrics.h"
 #include "train/optim/adam.h"
 #include "train/optim/clip.h"

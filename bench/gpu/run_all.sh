@@ -6,8 +6,10 @@
 # GoogleTest is built from source: GRAFT_GTEST_SOURCE, else ./.gtest (a copy of Debian's
 # /usr/src/googletest carried to the machine), else /usr/src/googletest. nlohmann-json comes from
 # the system or from ./.deps/include/nlohmann (a copy of Debian's /usr/include/nlohmann), which
-# CMakeLists.txt picks up. To prepare both on a Debian machine before carrying them:
-#   cp -r /usr/src/googletest .gtest && mkdir -p .deps/include && cp -r /usr/include/nlohmann .deps/include/
+# CMakeLists.txt picks up, and so utf8proc (the tokenizer's Unicode tables: .deps/include/utf8proc.h,
+# .deps/lib/libutf8proc.so*). To prepare them on a Debian machine before carrying them:
+#   cp -r /usr/src/googletest .gtest && mkdir -p .deps/include .deps/lib && cp -r /usr/include/nlohmann .deps/include/
+#   cp /usr/include/utf8proc.h .deps/include/ && cp -P /usr/lib/x86_64-linux-gnu/libutf8proc.so* .deps/lib/
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 LOG=$(realpath -m "${1:-gpu-logs}")
