@@ -30,7 +30,15 @@ Tensor Linear::forward(const Tensor& input) {
     throw ShapeError("Linear(in_features=" + std::to_string(options_.in_features) + "): input's last dim must be " +
                      std::to_string(options_.in_features) + ", got shape " + shape_str(input.shape()));
   }
-  return linear(input, weight, bias);
+  Tensor output = linear(input, weight, bias);
+  return adapter_ ? adapter_->forward(input, output) : output;
+}
+
+void Linear::set_adapter(std::shared_ptr<LinearAdapter> adapter) {
+  if (!adapter) throw ValueError("Linear::set_adapter: the adapter is null");
+  if (adapter_) throw ValueError("Linear(" + extra_repr() + ") already has an adapter");
+  for (auto& [name, module] : adapter->modules()) register_child(name, module);
+  adapter_ = std::move(adapter);
 }
 
 std::string Linear::extra_repr() const {
