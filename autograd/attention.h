@@ -6,12 +6,17 @@
 // aligned, as torch's is_causal). A query row whose keys are all masked gives zeros (and zero
 // gradient), never NaN. dropout_p drops attention probabilities while training (scaled by
 // 1/(1-p)); the mask comes from Philox on (seed, element index), so backward regenerates it.
+// Both implementations draw it as graft::dropout does on the [B, h, Sq, Sk] probabilities, so
+// the same generator state gives the same mask in either.
+// Bad input (ranks, B/h/d/Sk mismatches, mask dtype or shape, dropout_p outside [0, 1), mixed
+// dtypes or devices) throws ShapeError / DTypeError / DeviceError / ValueError naming the shapes.
 //
 // Two implementations compute the same function: `reference`, a composite of autograd ops (the
 // truth, and what gradcheck runs on), and `fused`, one autograd node on the flash-style CPU
 // kernel (kernels/attention): tiled over query and key blocks with an online softmax; forward
 // saves the row log-sum-exp, backward recomputes probabilities tile by tile and never builds the
-// S x S matrix. `automatic` takes the fused one where it applies (f32/f64 on the CPU).
+// S x S matrix (f64 runs the kernels' plain reference loops in the same node). `automatic`
+// takes the fused one where it applies (f32/f64 on the CPU), the reference otherwise.
 #pragma once
 
 #include <optional>

@@ -1,0 +1,97 @@
+// The fused attention: ONE autograd node on the kernels of kernels/attention (the flash-style
+// AVX2 kernel for f32, the reference loops for f64). Forward saves q, k, v, the output, the row
+// log-sum-exp [B, h, Sq] and the dropout seed and counter; backward recomputes the probabilities
+// from them (and regenerates the dropout mask) instead of keeping the Sq x Sk matrix.
+// Shape letters: B batch, h heads, Sq queries, Sk keys, d head dim of q and k, dv head dim of v.
+#include <type_traits>
+#include <vector>
+
+#include "autograd/attention.h"
+#include "autograd/functions/common.h"
+#include "kernels/attention/attention.h"
+#include "tensor/error.h"
+#include "tensor/factory.h"
+
+namespace graft {
+
+using namespace autograd;
+
+namespace {
+
+template <class S>
+void forward(const kernels::AttentionShape& shape, const kernels::AttentionParams& params, const Tensor& q,
+             const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse) {
+  if constexpr (std::is_same_v<S, float>)
+    kernels::attention_cpu_forward(shape, params, q.data_ptr<S>(), k.data_ptr<S>(), v.data_ptr<S>(),
+                                   out.data_ptr<S>(), lse.data_ptr<S>());
+  else
+    kernels::attention_reference_forward<S>(shape, params, q.data_ptr<S>(), k.data_ptr<S>(), v.data_ptr<S>(),
+                                            out.data_ptr<S>(), lse.data_ptr<S>());
+}
+
+template <class S>
+void backward(const kernels::AttentionShape& shape, const kernels::AttentionParams& params, const Tensor& q,
+              const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& dout,
+              const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+  if constexpr (std::is_same_v<S, float>)
+    kernels::attention_cpu_backward(shape, params, q.data_ptr<S>(), k.data_ptr<S>(), v.data_ptr<S>(),
+                                    out.data_ptr<S>(), lse.data_ptr<S>(), dout.data_ptr<S>(), dq.data_ptr<S>(),
+                                    dk.data_ptr<S>(), dv.data_ptr<S>());
+  else
+    kernels::attention_reference_backward<S>(shape, params, q.data_ptr<S>(), k.data_ptr<S>(), v.data_ptr<S>(),
+                                             out.data_ptr<S>(), lse.data_ptr<S>(), dout.data_ptr<S>(),
+                                             dq.data_ptr<S>(), dk.data_ptr<S>(), dv.data_ptr<S>());
+}
+
+// Runs f<float> or f<double> by q's dtype (attention_fused_applies admitted only those).
+template <class F>
+void by_dtype(DType dtype, F&& f) {
+  if (dtype == DType::f32)
+    f(float{});
+  else
+    f(double{});
+}
+
+}  // namespace
+
+namespace detail {
+
+bool attention_fused_applies(const Tensor& q) {
+  return q.device().is_cpu() && (q.dtype() == DType::f32 || q.dtype() == DType::f64);
+}
+
+Tensor attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options,
+                       double scale) {
+  const Tensor qc = ops::contiguous(q), kc = ops::contiguous(k), vc = ops::contiguous(v);
+  const Tensor mask = options.key_padding_mask.defined() ? ops::contiguous(options.key_padding_mask) : Tensor();
+  const kernels::AttentionShape shape{q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3)};
+  kernels::AttentionParams params;
+  params.scale = scale;
+  params.causal = options.causal;
+  params.key_padding_mask = mask.defined() ? mask.data_ptr<bool>() : nullptr;
+  params.dropout_p = options.dropout_p;
+  if (options.dropout_p > 0) {
+    // The same draw as graft::dropout on the [B, h, Sq, Sk] probabilities (the reference's).
+    Generator& g = options.generator ? *options.generator : default_generator();
+    params.dropout_seed = g.seed();
+    params.dropout_counter = g.reserve(shape.B * shape.H * shape.Sq * shape.Sk);
+  }
+  const TensorOptions like = TensorOptions(q.dtype()).with_device(q.device());
+  const Tensor out = empty({shape.B, shape.H, shape.Sq, shape.Dv}, like);
+  const Tensor lse = empty({shape.B, shape.H, shape.Sq}, like);
+  by_dtype(q.dtype(), [&](auto s) { forward<decltype(s)>(shape, params, qc, kc, vc, out, lse); });
+  return record("scaled_dot_product_attention", out, {q, k, v},
+                [qc = saved(qc), kc = saved(kc), vc = saved(vc), saved_out = saved(out), lse, mask, shape,
+                 params](const Tensor& grad) {
+                  const Tensor dout = ops::contiguous(grad);
+                  const Tensor dq = empty_like(qc), dk = empty_like(kc), dv = empty_like(vc);
+                  by_dtype(qc.dtype(), [&](auto s) {
+                    backward<decltype(s)>(shape, params, qc, kc, vc, saved_out, lse, dout, dq, dk, dv);
+                  });
+                  return std::vector<Tensor>{dq, dk, dv};
+                });
+}
+
+}  // namespace detail
+
+}  // namespace graft
