@@ -1,8 +1,10 @@
 #include "train/cli/config.h"
+#include "train/cli/run_config.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -141,6 +143,25 @@ TEST(Config, LoadsFilesAndRefusesMissingOnes) {
   EXPECT_EQ(ConfigReader(doc).integer("epochs", 1), 3);
   std::remove(path.c_str());
   EXPECT_THROW(ConfigDocument::load(path), IOError);
+}
+
+}  // namespace
+}  // namespace graft::cli
+
+namespace graft::cli {
+namespace {
+
+// The committed recipes stay valid configs (their keys, types and choices), whatever changes.
+TEST(Recipes, EveryRecipeIsAValidRunConfig) {
+  const std::filesystem::path dir = std::filesystem::path(GRAFT_TEST_DATA_DIR) / ".." / "recipes";
+  int recipes = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".json") continue;
+    SCOPED_TRACE(entry.path().string());
+    EXPECT_NO_THROW(read_run_config(ConfigDocument::load(entry.path().string())));
+    ++recipes;
+  }
+  EXPECT_GE(recipes, 8);
 }
 
 }  // namespace

@@ -1,0 +1,205 @@
+// Each fine-tuning technique of `graft finetune` does what it says, on a tiny BERT written to a temp
+// folder (config.json, model.safetensors, vocab.txt) and a toy sentiment CSV: what a strategy
+// freezes stays bit for bit as loaded, what it trains moves.
+#include "train/cli/finetune.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "nn/models/bert.h"
+#include "nn/safetensors.h"
+#include "nn/weights.h"
+#include "tensor/error.h"
+#include "tensor/random.h"
+#include "train/trainer_fixtures.h"
+
+namespace graft::cli {
+namespace {
+
+const std::vector<std::string> kPositive = {"good", "great", "fine", "lovely", "superb"};
+const std::vector<std::string> kNegative = {"bad", "awful", "poor", "dull", "boring"};
+const std::vector<std::string> kFiller = {"the", "film", "was", "a", "plot", "and"};
+
+// A 2-layer BERT (hidden 16) with random weights, and a 120-row CSV whose label is which word
+// family the text holds.
+class FinetuneTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_dir_ = dir_.path() / "tiny-bert";
+    std::filesystem::create_directories(model_dir_);
+    std::vector<std::string> vocab = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+    for (const auto* family : {&kPositive, &kNegative, &kFiller}) vocab.insert(vocab.end(), family->begin(), family->end());
+    std::ofstream(model_dir_ / "vocab.txt") << [&] {
+      std::string s;
+      for (const auto& t : vocab) s += t + "\n";
+      return s;
+    }();
+    std::ofstream(model_dir_ / "config.json")
+        << R"({"architectures": ["BertModel"], "model_type": "bert", "vocab_size": )" << vocab.size()
+        << R"(, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32,
+              "max_position_embeddings": 64, "type_vocab_size": 2, "hidden_dropout_prob": 0.0,
+              "attention_probs_dropout_prob": 0.0})";
+    nn::BertConfig config = nn::BertConfig::from_file(model_dir_ / "config.json");
+    manual_seed(7);
+    nn::BertModel pretrained(config);
+    nn::save_weights(pretrained, model_dir_ / "model.safetensors");
+
+    data_path_ = dir_.path() / "toy.csv";
+    std::ofstream csv(data_path_);
+    csv << "sentiment,text\n";
+    Generator g(3);
+    for (int i = 0; i < 120; ++i) {
+      const bool positive = i % 2 == 0;
+      const auto& family = positive ? kPositive : kNegative;
+      const std::vector<int64_t> pick = randint(0, 5, {3}, {DType::i64}, &g).to_vector<int64_t>();
+      csv << (positive ? "pos" : "neg") << "," << kFiller[static_cast<size_t>(i) % kFiller.size()] << " "
+          << family[static_cast<size_t>(pick[0])] << " " << kFiller[static_cast<size_t>(pick[1])] << " "
+          << family[static_cast<size_t>(pick[2])] << "\n";
+    }
+  }
+
+  RunConfig config(const std::string& name, const std::string& json = "{}") {
+    ConfigDocument doc = ConfigDocument::parse(json, "test.json");
+    doc.set("model.path=" + model_dir_.string());
+    doc.set("data.path=" + data_path_.string());
+    doc.set("data.label_column=sentiment");
+    doc.set(R"(data.labels=["neg", "pos"])");
+    doc.set("train.progress=false");
+    if (!doc.json().contains("train") || !doc.json()["train"].contains("epochs")) doc.set("train.epochs=4");
+    if (!doc.json().contains("optim") || !doc.json()["optim"].contains("lr")) doc.set("optim.lr=3e-3");
+    doc.set("output_dir=" + (dir_.path() / name).string());
+    return read_run_config(doc);
+  }
+
+  FinetuneResult run(const RunConfig& c) {
+    std::ostringstream log;
+    FinetuneResult r = run_finetune(c, log);
+    log_ = log.str();
+    return r;
+  }
+
+  // Tensors of the run's saved model whose names start with `prefix`, compared with the pretrained
+  // file (names there lack "bert.").
+  bool unchanged(const std::string& run, const std::string& prefix) {
+    const nn::SafetensorsFile trained = nn::SafetensorsFile::open(dir_.path() / run / "model.safetensors");
+    const nn::SafetensorsFile base = nn::SafetensorsFile::open(model_dir_ / "model.safetensors");
+    int64_t compared = 0;
+    for (const std::string& name : trained.names()) {
+      if (name.rfind("bert." + prefix, 0) != 0 || name.find("lora_") != std::string::npos) continue;
+      const auto a = trained.load(name).to_vector<float>(), b = base.load(name.substr(5)).to_vector<float>();
+      if (a != b) return false;
+      ++compared;
+    }
+    EXPECT_GT(compared, 0) << "no tensor starts with bert." << prefix;
+    return true;
+  }
+
+  test::TempDir dir_;
+  std::filesystem::path model_dir_, data_path_;
+  std::string log_;
+};
+
+TEST_F(FinetuneTest, FullFineTuningLearnsTheToyTaskAndWritesTheRunDirectory) {
+  const FinetuneResult r = run(config("full", R"({"train": {"epochs": 6}})"));
+  EXPECT_GE(r.test.at("accuracy"), 0.9) << log_;
+  EXPECT_EQ(r.train_examples + r.validation_examples + r.test_examples, 120);
+  EXPECT_EQ(r.trainable_parameters, r.parameters);
+  for (const char* file : {"config.json", "labels.json", "log.jsonl", "model.safetensors", "results.json"})
+    EXPECT_TRUE(std::filesystem::exists(dir_.path() / "full" / file)) << file;
+  EXPECT_FALSE(unchanged("full", "encoder.layer.0."));
+  EXPECT_FALSE(unchanged("full", "embeddings."));
+}
+
+TEST_F(FinetuneTest, FeatureExtractionTrainsOnlyTheHead) {
+  const FinetuneResult r = run(config("fe", R"({"strategy": {"type": "feature_extraction"}, "train": {"epochs": 8}})"));
+  EXPECT_NE(log_.find("backbone features cached for 120 examples"), std::string::npos) << log_;
+  EXPECT_EQ(r.trainable_parameters, 16 * 2 + 2);  // classifier weight and bias
+  EXPECT_TRUE(unchanged("fe", "embeddings."));
+  EXPECT_TRUE(unchanged("fe", "encoder."));
+  EXPECT_GE(r.test.at("accuracy"), 0.6) << log_;
+}
+
+TEST_F(FinetuneTest, LastNTrainsTheTopLayersAndTheHeadOnly) {
+  run(config("last1", R"({"strategy": {"type": "last_n", "last_n": 1}})"));
+  EXPECT_FALSE(unchanged("last1", "encoder.layer.1."));
+  EXPECT_TRUE(unchanged("last1", "encoder.layer.0."));
+  EXPECT_TRUE(unchanged("last1", "embeddings."));
+}
+
+TEST_F(FinetuneTest, GradualUnfreezingUnfreezesOneGroupPerEpochFromTheTop) {
+  // Epoch 1: head; epoch 2: + pooler and layer 1; epoch 3: + layer 0. The embeddings (depth 3)
+  // would unfreeze in a fourth epoch.
+  run(config("gradual", R"({"strategy": {"type": "gradual_unfreezing"}, "train": {"epochs": 3, "restore_best": false}})"));
+  EXPECT_NE(log_.find("epoch 2 trains layer groups down to depth 1"), std::string::npos) << log_;
+  EXPECT_NE(log_.find("epoch 3 trains layer groups down to depth 2"), std::string::npos) << log_;
+  EXPECT_FALSE(unchanged("gradual", "encoder.layer.1."));
+  EXPECT_FALSE(unchanged("gradual", "encoder.layer.0."));
+  EXPECT_TRUE(unchanged("gradual", "embeddings."));
+}
+
+TEST_F(FinetuneTest, DiscriminativeLearningRatesDecayPerLayerGroup) {
+  const std::string info = describe_run(config("info", R"({"strategy": {"layer_lr_decay": 0.5, "head_lr": 0.01}})"));
+  EXPECT_NE(info.find("depth 0 (head): 34 parameters, 34 trainable, lr 0.01"), std::string::npos) << info;
+  EXPECT_NE(info.find("lr 0.0015"), std::string::npos) << info;    // depth 1: 3e-3 * 0.5
+  EXPECT_NE(info.find("lr 0.00075"), std::string::npos) << info;   // depth 2
+  EXPECT_NE(info.find("lr 0.000375"), std::string::npos) << info;  // depth 3: the embeddings
+}
+
+TEST_F(FinetuneTest, LoraTrainsAdaptersAndHeadAndSavesTheAdapterAlone) {
+  const FinetuneResult r =
+      run(config("lora", R"({"lora": {"enabled": true, "rank": 2, "alpha": 4, "dropout": 0.0}, "train": {"epochs": 3}})"));
+  // Adapters on query and value of 2 layers: 4 * r * (16 + 16), and the head.
+  EXPECT_EQ(r.trainable_parameters, 4 * 2 * 32 + 34);
+  EXPECT_TRUE(unchanged("lora", "encoder."));
+  EXPECT_TRUE(unchanged("lora", "embeddings."));
+  const nn::SafetensorsFile adapter = nn::SafetensorsFile::open(dir_.path() / "lora" / "adapter.safetensors");
+  EXPECT_EQ(adapter.names().size(), 8u);
+  EXPECT_NE(adapter.names()[0].find("lora_"), std::string::npos);
+}
+
+TEST_F(FinetuneTest, AFinishedRunPredictsAndEvaluatesAsItReported) {
+  const FinetuneResult r = run(config("done", R"({"train": {"epochs": 6}})"));
+  const TrainedRun trained(dir_.path() / "done");
+  EXPECT_EQ(trained.labels(), (std::vector<std::string>{"neg", "pos"}));
+  EXPECT_DOUBLE_EQ(trained.evaluate("test").at("accuracy"), r.test.at("accuracy"));
+  const auto p = trained.predict({"the great film superb", "a awful plot dull"});
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_NEAR(p[0].probabilities[0] + p[0].probabilities[1], 1.0, 1e-6);
+  if (r.test.at("accuracy") >= 0.9) {
+    EXPECT_EQ(p[0].label, "pos");
+    EXPECT_EQ(p[1].label, "neg");
+  }
+  // A finished run is not overwritten unless asked.
+  EXPECT_THROW(run(config("done")), ValueError);
+}
+
+TEST_F(FinetuneTest, AugmentationAddsCopiesOfTheTrainingTextsOnly) {
+  const FinetuneResult r = run(config("aug", R"({"augment": {"copies": 2}, "train": {"epochs": 1}})"));
+  EXPECT_EQ(r.train_examples, 96 * 3);
+  EXPECT_EQ(r.validation_examples + r.test_examples, 24);
+}
+
+TEST_F(FinetuneTest, BadDataIsAnErrorNamingTheFileAndField) {
+  RunConfig c = config("bad");
+  c.data.label_column = "stars";
+  try {
+    run(c);
+    FAIL() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("stars"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("toy.csv"), std::string::npos) << e.what();
+  }
+  c = config("bad2");
+  c.data.labels = {"pos", "meh"};  // "meh" never occurs
+  try {
+    run(c);
+    FAIL() << "no error";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("\"meh\""), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace graft::cli

@@ -1,0 +1,618 @@
+#include "train/cli/finetune.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <ostream>
+#include <set>
+#include <fstream>
+#include <sstream>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "nn/atomic_file.h"
+#include "nn/container.h"
+#include "nn/lora.h"
+#include "nn/models/bert.h"
+#include "nn/models/gru_classifier.h"
+#include "nn/pooling.h"
+#include "nn/safetensors.h"
+#include "nn/weights.h"
+#include "tensor/error.h"
+#include "tensor/factory.h"
+#include "tensor/random.h"
+#include "train/data/augment.h"
+#include "train/data/collate.h"
+#include "train/data/reader.h"
+#include "train/data/split.h"
+#include "train/data/wordpiece.h"
+#include "train/optim/adam.h"
+#include "train/optim/param_groups.h"
+#include "train/optim/scheduler.h"
+#include "train/optim/sgd.h"
+#include "train/trainer.h"
+
+namespace graft::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// ---- data ----
+
+struct Splits {
+  data::TextExamples train, validation, test;
+  data::LabelVocab labels;
+};
+
+Splits load_splits(const DataConfig& config, std::ostream& log) {
+  data::ColumnMap columns{config.text_column, config.text_pair_column, config.label_column};
+  const data::Table table = data::read_table(config.path);
+  data::TextExamples all = data::to_examples(table, columns);
+  Splits s;
+  if (!config.labels.empty()) {
+    // Rows with other labels (Rotten Tomatoes' plot summaries) are left out, and counted.
+    s.labels = data::LabelVocab(config.labels);
+    const size_t before = all.size();
+    std::erase_if(all, [&](const data::TextExample& e) { return !s.labels.contains(e.label); });
+    if (all.size() < before)
+      log << "data: " << before - all.size() << " of " << before << " rows of " << config.path
+          << " have a label outside data.labels and are left out\n";
+  } else {
+    s.labels = data::LabelVocab::from_examples(all);
+  }
+  if (s.labels.size() < 2)
+    throw ValueError("data: " + config.path + " has " + std::to_string(s.labels.size()) +
+                     " label(s) to classify; at least 2 are needed (data.labels, data.label_column)");
+  std::vector<int64_t> ids;
+  for (const auto& e : all) ids.push_back(s.labels.id(e.label));
+  std::vector<int64_t> count(static_cast<size_t>(s.labels.size()), 0);
+  for (int64_t y : ids) ++count[static_cast<size_t>(y)];
+  for (int64_t c = 0; c < s.labels.size(); ++c)
+    if (count[static_cast<size_t>(c)] == 0)
+      throw ValueError("data: label \"" + s.labels.label(c) + "\" (data.labels) has no example in " + config.path +
+                       " (column " + config.label_column + ")");
+  auto pick = [&](const std::vector<int64_t>& idx) {
+    data::TextExamples out;
+    for (int64_t i : idx) out.push_back(all[static_cast<size_t>(i)]);
+    return out;
+  };
+  if (config.max_examples > 0 && config.max_examples < static_cast<int64_t>(all.size())) {
+    const double keep = static_cast<double>(config.max_examples) / static_cast<double>(all.size());
+    const auto parts = config.stratified ? data::stratified_split_indices(ids, {keep, 1 - keep}, config.seed)
+                                         : data::split_indices(static_cast<int64_t>(all.size()), {keep, 1 - keep}, config.seed);
+    all = pick(parts[0]);
+    ids.clear();
+    for (const auto& e : all) ids.push_back(s.labels.id(e.label));
+  }
+  const double total = config.split[0] + config.split[1] + config.split[2];
+  const std::vector<double> ratios{config.split[0] / total, config.split[1] / total, config.split[2] / total};
+  const auto parts = config.stratified ? data::stratified_split_indices(ids, ratios, config.seed)
+                                       : data::split_indices(static_cast<int64_t>(all.size()), ratios, config.seed);
+  s.train = pick(parts[0]);
+  s.validation = pick(parts[1]);
+  s.test = pick(parts[2]);
+  const char* names[3] = {"train", "validation", "test"};
+  for (int k = 0; k < 3; ++k)
+    if (parts[static_cast<size_t>(k)].empty())
+      throw ValueError(std::string("data: the ") + names[k] + " split of " + config.path + " is empty (" +
+                       std::to_string(all.size()) + " examples, data.split)");
+  return s;
+}
+
+std::vector<std::vector<int64_t>> encode(const data::BertTokenizer& tokenizer, const data::TextExamples& examples,
+                                         int64_t max_length, bool special_tokens) {
+  data::EncodeOptions options;
+  options.truncation = data::Truncation{max_length};
+  options.add_special_tokens = special_tokens;
+  std::vector<std::vector<int64_t>> out;
+  out.reserve(examples.size());
+  for (const auto& e : examples) {
+    data::Encoding enc = e.text_pair.empty() ? tokenizer.encode(e.text, options)
+                                             : tokenizer.encode(e.text, e.text_pair, options);
+    if (enc.ids.empty()) enc.ids.push_back(tokenizer.unk_id());  // an empty text still needs one step (GRU)
+    out.push_back(std::move(enc.ids));
+  }
+  return out;
+}
+
+// ---- models ----
+
+// The model and how it is cut into layer groups: depth 0 is the head, larger depths lie deeper.
+struct Model {
+  std::shared_ptr<nn::Module> module;
+  std::shared_ptr<nn::BertForSequenceClassification> bert;  // one of these two
+  std::shared_ptr<nn::GruClassifier> gru;
+  int64_t max_depth = 0;
+  std::set<const TensorImpl*> trainable;  // what the optimizer holds (prepare_model fills it)
+
+  int64_t depth(const std::string& name) const {
+    auto starts = [&](const char* prefix) { return name.rfind(prefix, 0) == 0; };
+    if (bert) {
+      const int64_t L = bert->bert->config().num_hidden_layers;
+      if (starts("classifier.")) return 0;
+      if (starts("bert.pooler.")) return 1;
+      if (starts("bert.embeddings.")) return L + 1;
+      if (starts("bert.encoder.layer.")) return L - std::stoll(name.substr(std::string("bert.encoder.layer.").size()));
+      return 0;
+    }
+    const int64_t layers = gru->gru->options().num_layers;
+    if (starts("embedding.")) return layers + 1;
+    if (starts("gru.")) {
+      const auto at = name.find("_l");  // weight_ih_l{k}[_reverse]
+      return layers - std::stoll(name.substr(at + 2));
+    }
+    return 0;  // head, attention pooling
+  }
+};
+
+// load_pretrained false: the architecture alone (a finished run's own weights are loaded next).
+Model build_model(const RunConfig& config, const data::BertTokenizer& tokenizer, int64_t num_labels,
+                  bool load_pretrained, std::ostream& log) {
+  const fs::path dir = config.model.path;
+  Model m;
+  nn::BertConfig bert_config = nn::BertConfig::from_file(dir / "config.json");
+  if (config.model.type == "bert") {
+    if (config.model.dropout) {
+      bert_config.hidden_dropout_prob = *config.model.dropout;
+      bert_config.attention_probs_dropout_prob = *config.model.dropout;
+    }
+    nn::BertClassifierOptions options;
+    options.num_labels = num_labels;
+    options.pooling = config.model.pooling == "cls" ? nn::BertPooling::cls : nn::BertPooling::mean;
+    m.bert = std::make_shared<nn::BertForSequenceClassification>(bert_config, options);
+    if (config.model.pretrained && load_pretrained) m.bert->bert->load_pretrained_weights(dir / "model.safetensors");
+    log << "model: BERT " << bert_config.num_hidden_layers << " layers, hidden " << bert_config.hidden_size << ", "
+        << (config.model.pretrained ? "pretrained from " + dir.string() : std::string("randomly initialised"))
+        << ", " << config.model.pooling << " pooling, " << num_labels << " labels\n";
+    m.module = m.bert;
+    m.max_depth = bert_config.num_hidden_layers + 1;
+  } else {
+    nn::GruClassifierOptions options;
+    options.vocab_size = tokenizer.vocab_size();
+    options.padding_idx = tokenizer.pad_id();
+    options.embedding_dim = config.model.gru_embeddings == "bert" ? bert_config.hidden_size : config.model.gru_embedding_dim;
+    options.hidden_size = config.model.gru_hidden;
+    options.num_layers = config.model.gru_layers;
+    options.bidirectional = config.model.gru_bidirectional;
+    options.pooling = config.model.pooling == "last"   ? nn::GruPooling::last
+                      : config.model.pooling == "mean" ? nn::GruPooling::mean
+                      : config.model.pooling == "max"  ? nn::GruPooling::max
+                                                       : nn::GruPooling::attention;
+    options.dropout = config.model.dropout.value_or(0.1);
+    options.gru_dropout = config.model.gru_layers > 1 ? config.model.dropout.value_or(0.1) : 0.0;
+    options.num_classes = num_labels;
+    m.gru = std::make_shared<nn::GruClassifier>(options);
+    if (config.model.gru_embeddings == "bert" && load_pretrained) {
+      // The BERT folder's word embeddings as pretrained word vectors, one per WordPiece token.
+      const nn::SafetensorsFile file = nn::SafetensorsFile::open(dir / "model.safetensors");
+      const std::string name = file.contains("embeddings.word_embeddings.weight") ? "embeddings.word_embeddings.weight"
+                                                                                   : "bert.embeddings.word_embeddings.weight";
+      NoGradGuard no_grad;
+      m.gru->embedding->weight.copy_(file.load(name, DType::f32));
+    }
+    log << "model: GRU classifier, " << options.num_layers << " layer(s) of " << options.hidden_size
+        << (options.bidirectional ? ", bidirectional" : "") << ", " << config.model.pooling << " pooling, embeddings "
+        << (config.model.gru_embeddings == "bert" ? "from " + (dir / "model.safetensors").string() : "random")
+        << "\n";
+    m.module = m.gru;
+    m.max_depth = options.num_layers + 1;
+  }
+  return m;
+}
+
+// The model with its strategy applied: LoRA adapters attached, and requires_grad false on what
+// does not train now (gradual unfreezing: what does not train yet). `trainable` is what the
+// optimizer holds.
+Model prepare_model(const RunConfig& config, const data::BertTokenizer& tokenizer, int64_t num_labels,
+                    bool load_pretrained, std::ostream& log) {
+  Model model = build_model(config, tokenizer, num_labels, load_pretrained, log);
+  const std::string& strategy = config.strategy.type;
+  if (config.lora.enabled) {
+    nn::LoraOptions lora;
+    lora.rank = config.lora.rank;
+    lora.alpha = config.lora.alpha;
+    lora.dropout = config.lora.dropout;
+    lora.targets = config.lora.targets;
+    const auto adapted = nn::apply_lora(*model.bert->bert, lora);  // freezes the rest of the backbone
+    log << "lora: rank " << lora.rank << " adapters on " << adapted.size() << " Linear layers\n";
+  } else if (strategy == "feature_extraction" || strategy == "gradual_unfreezing") {
+    for (auto& [name, p] : model.module->named_parameters())
+      if (model.depth(name) > 0) p.requires_grad_(false);
+  } else if (strategy == "last_n") {
+    for (auto& [name, p] : model.module->named_parameters())
+      if (model.depth(name) > config.strategy.last_n) p.requires_grad_(false);
+  }
+  for (const auto& [name, p] : model.module->named_parameters())
+    if (p.requires_grad() || (strategy == "gradual_unfreezing" && !config.lora.enabled)) model.trainable.insert(p.impl());
+  return model;
+}
+
+// ---- optimisation ----
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const RunConfig& config, const Model& model,
+                                                 const std::set<const TensorImpl*>& trainable) {
+  // Groups by (depth, decay / no decay), deepest first, so lr and weight decay can differ per group.
+  std::map<std::pair<int64_t, bool>, optim::ParamGroup> groups;
+  for (const auto& [name, p] : model.module->named_parameters()) {
+    if (!trainable.count(p.impl())) continue;
+    const int64_t depth = model.depth(name);
+    const bool decay = !optim::is_no_decay_name(name) && p.dim() > 1;
+    optim::ParamGroup& g = groups[{-depth, decay}];
+    if (g.params.empty()) {
+      g.name = "depth" + std::to_string(depth) + (decay ? ".decay" : ".no_decay");
+      const double base = depth == 0 ? config.strategy.head_lr.value_or(config.optim.lr) : config.optim.lr;
+      g.lr = base * std::pow(config.strategy.layer_lr_decay, static_cast<double>(depth));
+      g.weight_decay = decay ? config.optim.weight_decay : 0.0;
+      g.l1 = decay ? config.optim.l1 : 0.0;
+      g.beta1 = config.optim.beta1, g.beta2 = config.optim.beta2, g.eps = config.optim.eps;
+      g.momentum = config.optim.momentum;
+    }
+    g.params.push_back(p);
+    g.param_names.push_back(name);
+  }
+  std::vector<optim::ParamGroup> list;
+  for (auto& [key, g] : groups) list.push_back(std::move(g));
+  if (list.empty()) throw ValueError("finetune: nothing to train (every parameter is frozen)");
+  if (config.optim.name == "adamw") return std::make_unique<optim::AdamW>(std::move(list));
+  if (config.optim.name == "adam") return std::make_unique<optim::Adam>(std::move(list));
+  return std::make_unique<optim::SGD>(std::move(list));
+}
+
+std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& config, optim::Optimizer& optimizer,
+                                                   int64_t total_steps) {
+  const auto warmup = static_cast<int64_t>(std::llround(config.warmup_ratio * static_cast<double>(total_steps)));
+  if (config.type == "linear") return std::make_unique<optim::LinearWithWarmupLR>(optimizer, warmup, total_steps);
+  if (config.type == "cosine") return std::make_unique<optim::CosineWithWarmupLR>(optimizer, warmup, total_steps);
+  if (config.type == "constant") return std::make_unique<optim::ConstantLR>(optimizer, warmup);
+  if (config.type == "slanted_triangular")
+    return std::make_unique<optim::SlantedTriangularLR>(optimizer, total_steps,
+                                                        config.warmup_ratio > 0 ? config.warmup_ratio : 0.1);
+  optim::OneCycleOptions options;
+  options.total_steps = total_steps + 1;  // the scheduler also steps after the last optimizer step
+  if (config.warmup_ratio > 0) options.pct_start = config.warmup_ratio;
+  return std::make_unique<optim::OneCycleLR>(optimizer, options);
+}
+
+Tensor class_weights(const TrainConfig& config, const std::vector<int64_t>& train_labels, int64_t num_labels) {
+  if (config.class_weights == "none") return Tensor();
+  std::vector<float> w(static_cast<size_t>(num_labels));
+  if (config.class_weights == "values") {
+    if (static_cast<int64_t>(config.class_weight_values.size()) != num_labels)
+      throw ValueError("train.class_weights: " + std::to_string(config.class_weight_values.size()) +
+                       " weights for " + std::to_string(num_labels) + " labels");
+    for (size_t c = 0; c < w.size(); ++c) w[c] = static_cast<float>(config.class_weight_values[c]);
+  } else {  // balanced, as scikit-learn: n / (C * n_c)
+    std::vector<int64_t> count(static_cast<size_t>(num_labels), 0);
+    for (int64_t y : train_labels) ++count[static_cast<size_t>(y)];
+    for (size_t c = 0; c < w.size(); ++c) {
+      if (count[c] == 0) throw ValueError("train.class_weights balanced: label " + std::to_string(c) + " has no training example");
+      w[c] = static_cast<float>(static_cast<double>(train_labels.size()) / (static_cast<double>(num_labels) * count[c]));
+    }
+  }
+  return from_vector<float>(w, {num_labels});
+}
+
+// ULMFiT's gradual unfreezing: at the start of epoch e, the layer groups down to depth e train.
+class GradualUnfreezing : public train::Callback {
+ public:
+  GradualUnfreezing(const Model& model, std::ostream& log) : model_(model), log_(log) {}
+  void on_epoch_begin(train::Trainer&, train::TrainerState& state) override {
+    int64_t unfrozen = 0;
+    for (auto& [name, p] : model_.module->named_parameters())
+      if (!p.requires_grad() && model_.depth(name) <= state.epoch) p.requires_grad_(true), ++unfrozen;
+    if (unfrozen > 0)
+      log_ << "gradual unfreezing: epoch " << state.epoch + 1 << " trains layer groups down to depth " << state.epoch
+           << " (" << unfrozen << " more tensors)\n";
+  }
+
+ private:
+  const Model& model_;
+  std::ostream& log_;
+};
+
+// Features of the frozen backbone for every example, computed once (feature_extraction).
+Tensor backbone_features(const Model& model, const data::SequenceDataset& dataset, int64_t batch_size) {
+  NoGradGuard no_grad;
+  model.module->eval();
+  std::vector<Tensor> parts;
+  for (int64_t start = 0; start < dataset.size(); start += batch_size) {
+    std::vector<int64_t> idx;
+    for (int64_t i = start; i < std::min(dataset.size(), start + batch_size); ++i) idx.push_back(i);
+    const data::Batch b = dataset.collate(idx);
+    if (model.bert) {
+      const bool cls = model.bert->options().pooling == nn::BertPooling::cls;
+      nn::BertModelOutput out = model.bert->bert->forward(b.at("input_ids"), b.at("attention_mask"));
+      parts.push_back(cls ? out.pooler_output : nn::mean_pool(out.last_hidden_state, b.at("attention_mask")));
+    } else {
+      parts.push_back(model.gru->features(b.at("input_ids"), b.at("lengths")));
+    }
+  }
+  return cat(parts, 0);
+}
+
+}  // namespace
+
+nlohmann::json FinetuneResult::to_json() const {
+  return nlohmann::json{{"test", test},
+                        {"validation", validation},
+                        {"train_examples", train_examples},
+                        {"validation_examples", validation_examples},
+                        {"test_examples", test_examples},
+                        {"parameters", parameters},
+                        {"trainable_parameters", trainable_parameters},
+                        {"steps", steps},
+                        {"stopped_early", stopped_early},
+                        {"seconds", seconds}};
+}
+
+FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
+  const auto start = Clock::now();
+  const fs::path out = config.output_dir;
+  if (fs::exists(out / "results.json") && !config.overwrite)
+    throw ValueError("finetune: " + out.string() + " holds a finished run (results.json); choose another output_dir "
+                     "or set overwrite");
+  fs::create_directories(out);
+  nn::write_file_atomic(out / "config.json", to_json(config).dump(2) + "\n");
+  manual_seed(config.train.seed);
+
+  // Data and tokens.
+  Splits splits = load_splits(config.data, log);
+  nn::write_file_atomic(out / "labels.json", nlohmann::json(splits.labels.labels()).dump() + "\n");
+  if (config.augment.copies > 0) {
+    data::AugmentOptions a;
+    a.copies = config.augment.copies;
+    a.swap_alpha = config.augment.swap;
+    a.insert_alpha = config.augment.insert;
+    a.delete_p = config.augment.delete_p;
+    splits.train = data::augment_examples(splits.train, a, config.augment.seed);
+  }
+  log << "data: " << splits.train.size() << " train (" << config.augment.copies << " augmented copies each), "
+      << splits.validation.size() << " validation, " << splits.test.size() << " test; labels";
+  for (const auto& l : splits.labels.labels()) log << " " << l;
+  log << "\n";
+  const data::BertTokenizer tokenizer = data::BertTokenizer::from_pretrained(config.model.path);
+  const bool special = config.model.type == "bert";  // a GRU reads the words alone
+  data::PadOptions pad;
+  pad.pad_id = tokenizer.pad_id();
+  const std::vector<int64_t> train_labels = data::label_ids(splits.train, splits.labels);
+  data::SequenceDataset train_set(encode(tokenizer, splits.train, config.model.max_length, special), train_labels, pad);
+  data::SequenceDataset validation_set(encode(tokenizer, splits.validation, config.model.max_length, special),
+                                       data::label_ids(splits.validation, splits.labels), pad);
+  data::SequenceDataset test_set(encode(tokenizer, splits.test, config.model.max_length, special),
+                                 data::label_ids(splits.test, splits.labels), pad);
+
+  // Model and what trains.
+  const int64_t num_labels = splits.labels.size();
+  Model model = prepare_model(config, tokenizer, num_labels, /*load_pretrained=*/true, log);
+  const std::string& strategy = config.strategy.type;
+  const std::set<const TensorImpl*> trainable = model.trainable;
+
+  // Feature extraction trains the head alone, on features computed once.
+  std::shared_ptr<nn::Module> trained = model.module;
+  std::unique_ptr<data::Dataset> train_data, validation_data, test_data;
+  if (strategy == "feature_extraction") {
+    auto features = [&](const data::SequenceDataset& d, const std::vector<int64_t>& y) {
+      return std::make_unique<data::TensorDataset>(std::map<std::string, Tensor>{
+          {"features", backbone_features(model, d, config.train.eval_batch_size)},
+          {"labels", from_vector<int64_t>(y, {static_cast<int64_t>(y.size())})}});
+    };
+    train_data = features(train_set, train_labels);
+    validation_data = features(validation_set, data::label_ids(splits.validation, splits.labels));
+    test_data = features(test_set, data::label_ids(splits.test, splits.labels));
+    log << "feature_extraction: backbone features cached for " << train_set.size() + validation_set.size() + test_set.size()
+        << " examples in " << std::chrono::duration<double>(Clock::now() - start).count() << " s\n";
+    if (model.bert) trained = std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{model.bert->dropout, model.bert->classifier});
+    else trained = std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{model.gru->dropout, model.gru->head});
+  }
+  std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(config, model, trainable);
+
+  const int64_t batches = (static_cast<int64_t>(splits.train.size()) + config.train.batch_size - 1) / config.train.batch_size;
+  const int64_t steps_per_epoch = (batches + config.train.accumulation_steps - 1) / config.train.accumulation_steps;
+  const int64_t total_steps = config.train.max_steps > 0 ? config.train.max_steps : config.train.epochs * steps_per_epoch;
+  std::unique_ptr<optim::LRScheduler> scheduler = make_scheduler(config.schedule, *optimizer, total_steps);
+
+  CrossEntropyOptions loss_options;
+  loss_options.weight = class_weights(config.train, train_labels, num_labels);
+  loss_options.label_smoothing = config.train.label_smoothing;
+  train::ForwardFn forward;
+  if (strategy == "feature_extraction") {
+    forward = [&](const data::Batch& b, bool) {
+      Tensor logits = trained->forward(b.at("features"));
+      return train::StepOutput{cross_entropy(logits, b.at("labels"), loss_options), logits};
+    };
+  } else if (model.bert) {
+    forward = [&](const data::Batch& b, bool) {
+      Tensor logits = model.bert->forward(b.at("input_ids"), b.at("attention_mask"));
+      return train::StepOutput{cross_entropy(logits, b.at("labels"), loss_options), logits};
+    };
+  } else {
+    forward = [&](const data::Batch& b, bool) {
+      Tensor logits = model.gru->forward(b.at("input_ids"), b.at("lengths"));
+      return train::StepOutput{cross_entropy(logits, b.at("labels"), loss_options), logits};
+    };
+  }
+
+  train::TrainerOptions options;
+  options.epochs = config.train.epochs;
+  options.max_steps = config.train.max_steps;
+  options.batch_size = config.train.batch_size;
+  options.eval_batch_size = config.train.eval_batch_size;
+  options.accumulation_steps = config.train.accumulation_steps;
+  options.max_grad_norm = config.train.max_grad_norm;
+  options.eval_every_steps = config.train.eval_every_steps;
+  options.num_classes = num_labels;
+  options.metric_for_best = config.train.metric_for_best;
+  options.early_stopping.patience = config.train.early_stopping_patience;
+  options.early_stopping.restore_best = config.train.restore_best;
+  options.seed = config.train.seed;
+  options.group_by_length = strategy != "feature_extraction";  // less padding: most of the speed on a CPU
+  options.output_dir = out;
+  options.overwrite_output_dir = config.overwrite;
+  options.progress = config.train.progress;
+  train::Trainer trainer(*trained, *optimizer, scheduler.get(), forward, options);
+  if (strategy == "gradual_unfreezing" && !config.lora.enabled)
+    trainer.add_callback(std::make_shared<GradualUnfreezing>(model, log));
+
+  const data::Dataset& train_ref = train_data ? *train_data : static_cast<const data::Dataset&>(train_set);
+  const data::Dataset& validation_ref = validation_data ? *validation_data : static_cast<const data::Dataset&>(validation_set);
+  const data::Dataset& test_ref = test_data ? *test_data : static_cast<const data::Dataset&>(test_set);
+  const train::TrainResult fit = trainer.fit(train_ref, &validation_ref);
+
+  FinetuneResult result;
+  result.validation = trainer.evaluate(validation_ref);
+  result.test = trainer.evaluate(test_ref);
+  result.train_examples = static_cast<int64_t>(splits.train.size());
+  result.validation_examples = static_cast<int64_t>(splits.validation.size());
+  result.test_examples = static_cast<int64_t>(splits.test.size());
+  result.parameters = model.module->num_parameters();
+  result.trainable_parameters = static_cast<int64_t>(std::accumulate(
+      trainable.begin(), trainable.end(), int64_t{0},
+      [](int64_t n, const TensorImpl* impl) { return n + shape_numel(impl->shape); }));
+  result.steps = fit.state.global_step;
+  result.stopped_early = fit.stopped_early;
+
+  nn::save_weights(*model.module, out / "model.safetensors");  // adapters included, under their names
+  if (config.lora.enabled) nn::save_lora(*model.module, out / "adapter.safetensors");
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  nn::write_file_atomic(out / "results.json", result.to_json().dump(2) + "\n");
+  log << "test: accuracy " << result.test.at("accuracy") << ", macro_f1 " << result.test.at("macro_f1") << " ("
+      << result.test_examples << " examples; " << result.trainable_parameters << " of " << result.parameters
+      << " parameters trained; " << result.seconds << " s)\n";
+  return result;
+}
+
+std::string describe_run(const RunConfig& config) {
+  std::ostringstream log;
+  const data::BertTokenizer tokenizer = data::BertTokenizer::from_pretrained(config.model.path);
+  const int64_t num_labels = config.data.labels.empty() ? 2 : static_cast<int64_t>(config.data.labels.size());
+  Model model = prepare_model(config, tokenizer, num_labels, /*load_pretrained=*/false, log);
+  std::ostringstream out;
+  out << model.module->summary() << "\n" << log.str();
+  std::map<int64_t, std::pair<int64_t, int64_t>> per_depth;  // depth -> (parameters, trainable)
+  for (const auto& [name, p] : model.module->named_parameters()) {
+    auto& [all, trained] = per_depth[model.depth(name)];
+    all += p.numel();
+    if (model.trainable.count(p.impl())) trained += p.numel();
+  }
+  out << "strategy " << config.strategy.type << (config.lora.enabled ? " + LoRA" : "") << ": layer groups\n";
+  for (const auto& [depth, counts] : per_depth) {
+    const double lr = (depth == 0 ? config.strategy.head_lr.value_or(config.optim.lr) : config.optim.lr) *
+                      std::pow(config.strategy.layer_lr_decay, static_cast<double>(depth));
+    out << "  depth " << depth << (depth == 0 ? " (head)" : "") << ": " << counts.first << " parameters, "
+        << counts.second << " trainable, lr " << lr << "\n";
+  }
+  return out.str();
+}
+
+struct TrainedRun::State {
+  RunConfig config;
+  std::vector<std::string> labels;
+  std::unique_ptr<data::BertTokenizer> tokenizer;
+  Model model;
+};
+
+TrainedRun::TrainedRun(const fs::path& run_dir) : state_(std::make_unique<State>()) {
+  for (const char* file : {"config.json", "labels.json", "model.safetensors"})
+    if (!fs::exists(run_dir / file))
+      throw IOError("graft: " + (run_dir / file).string() + " is missing (is " + run_dir.string() +
+                    " the output_dir of a finished `graft finetune`?)");
+  state_->config = read_run_config(ConfigDocument::load((run_dir / "config.json").string()));
+  std::ifstream labels_in(run_dir / "labels.json");
+  try {
+    state_->labels = nlohmann::json::parse(labels_in).get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError((run_dir / "labels.json").string() + ": expected a JSON array of label strings (" + e.what() + ")");
+  }
+  state_->tokenizer = std::make_unique<data::BertTokenizer>(data::BertTokenizer::from_pretrained(state_->config.model.path));
+  std::ostringstream quiet;
+  state_->model = prepare_model(state_->config, *state_->tokenizer, static_cast<int64_t>(state_->labels.size()),
+                                /*load_pretrained=*/false, quiet);
+  nn::WeightsOptions strict;
+  nn::load_weights(*state_->model.module, run_dir / "model.safetensors", strict);
+  state_->model.module->eval();
+}
+
+TrainedRun::~TrainedRun() = default;
+TrainedRun::TrainedRun(TrainedRun&&) noexcept = default;
+
+const std::vector<std::string>& TrainedRun::labels() const { return state_->labels; }
+const RunConfig& TrainedRun::config() const { return state_->config; }
+
+namespace {
+
+Tensor run_logits(const Model& model, const data::Batch& b) {
+  if (model.bert) return model.bert->forward(b.at("input_ids"), b.at("attention_mask"));
+  return model.gru->forward(b.at("input_ids"), b.at("lengths"));
+}
+
+}  // namespace
+
+std::vector<TrainedRun::Prediction> TrainedRun::predict(const std::vector<std::string>& texts) const {
+  const RunConfig& c = state_->config;
+  data::TextExamples examples;
+  for (const auto& t : texts) examples.push_back({t, "", ""});
+  data::PadOptions pad;
+  pad.pad_id = state_->tokenizer->pad_id();
+  data::SequenceDataset dataset(encode(*state_->tokenizer, examples, c.model.max_length, c.model.type == "bert"),
+                                std::vector<int64_t>{}, pad);
+  std::vector<Prediction> out;
+  NoGradGuard no_grad;
+  for (int64_t start = 0; start < dataset.size(); start += c.train.eval_batch_size) {
+    std::vector<int64_t> idx;
+    for (int64_t i = start; i < std::min(dataset.size(), start + c.train.eval_batch_size); ++i) idx.push_back(i);
+    const std::vector<float> probs = softmax(run_logits(state_->model, dataset.collate(idx)), -1).to_vector<float>();
+    const size_t C = state_->labels.size();
+    for (size_t row = 0; row < idx.size(); ++row) {
+      Prediction p;
+      p.probabilities.assign(probs.begin() + static_cast<std::ptrdiff_t>(row * C),
+                             probs.begin() + static_cast<std::ptrdiff_t>((row + 1) * C));
+      p.label = state_->labels[static_cast<size_t>(
+          std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin())];
+      out.push_back(std::move(p));
+    }
+  }
+  return out;
+}
+
+train::Metrics TrainedRun::evaluate(const std::string& split, const std::string& data_path) const {
+  RunConfig c = state_->config;
+  c.data.labels = state_->labels;
+  data::TextExamples examples;
+  std::ostringstream quiet;
+  if (!data_path.empty()) {
+    c.data.path = data_path;
+    const data::Table table = data::read_table(data_path);
+    examples = data::to_examples(table, {c.data.text_column, c.data.text_pair_column, c.data.label_column});
+  } else {
+    c.augment.copies = 0;
+    Splits splits = load_splits(c.data, quiet);
+    if (split == "validation") examples = splits.validation;
+    else if (split == "test") examples = splits.test;
+    else throw ValueError("graft eval: --split must be validation or test, got \"" + split + "\"");
+  }
+  const data::LabelVocab vocab(state_->labels);
+  data::PadOptions pad;
+  pad.pad_id = state_->tokenizer->pad_id();
+  data::SequenceDataset dataset(encode(*state_->tokenizer, examples, c.model.max_length, c.model.type == "bert"),
+                                data::label_ids(examples, vocab), pad);
+  train::MetricAccumulator metrics(train::MetricAccumulator::Task::classification,
+                                   static_cast<int64_t>(state_->labels.size()));
+  NoGradGuard no_grad;
+  for (int64_t start = 0; start < dataset.size(); start += c.train.eval_batch_size) {
+    std::vector<int64_t> idx;
+    for (int64_t i = start; i < std::min(dataset.size(), start + c.train.eval_batch_size); ++i) idx.push_back(i);
+    const data::Batch b = dataset.collate(idx);
+    const Tensor logits = run_logits(state_->model, b);
+    metrics.add(logits, b.at("labels"));
+    metrics.add_loss(cross_entropy(logits, b.at("labels")).item() * static_cast<double>(idx.size()),
+                     static_cast<int64_t>(idx.size()));
+  }
+  return metrics.compute();
+}
+
+}  // namespace graft::cli

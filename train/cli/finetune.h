@@ -1,0 +1,81 @@
+// `graft finetune`: one fine-tuning run from a RunConfig, start to finish.
+//
+//   data (CSV/TSV/JSONL) -> labels kept and numbered -> stratified train/validation/test split
+//   -> augmentation of the training texts -> WordPiece (the model folder's vocab.txt)
+//   -> model (BERT classifier or GRU classifier) -> strategy (what trains, at which lr)
+//   -> optimizer (decay / no-decay groups per layer) + schedule -> Trainer (early stopping on the
+//   validation split, best weights restored) -> test metrics.
+//
+// The run directory (config.output_dir) receives config.json (the resolved config), log.jsonl and
+// checkpoints/ (the Trainer's), model.safetensors (or adapter.safetensors under LoRA) and
+// results.json. Strategies:
+//   feature_extraction  the backbone is frozen and run once over every split; only the head trains,
+//                       on the cached features (so each epoch costs a head's forward, not a BERT's)
+//   last_n              the top strategy.last_n encoder layers (and pooler) and the head train
+//   full                everything trains
+//   gradual_unfreezing  the head trains first; each later epoch unfreezes the next layer group from
+//                       the top (ULMFiT); the optimizer holds every group from the start
+// strategy.layer_lr_decay < 1 gives discriminative learning rates: the layer group k steps below
+// the head gets lr * decay^k (BERT: pooler 1, top layer 1, ..., embeddings L + 1).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "train/cli/run_config.h"
+#include "train/metrics.h"
+
+namespace graft::cli {
+
+struct FinetuneResult {
+  train::Metrics test;         // accuracy, macro_f1, ..., loss on the test split (best weights)
+  train::Metrics validation;   // the same on the validation split
+  int64_t train_examples = 0, validation_examples = 0, test_examples = 0;
+  int64_t parameters = 0, trainable_parameters = 0;
+  int64_t steps = 0;
+  bool stopped_early = false;
+  double seconds = 0;          // wall time of the whole run
+  nlohmann::json to_json() const;
+};
+
+// Runs it; progress and a summary go to `log`. Errors: those of the config, data and model
+// loaders (typed, naming the file and field); nothing in an earlier run's directory is replaced
+// unless config.overwrite.
+FinetuneResult run_finetune(const RunConfig& config, std::ostream& log);
+
+// `graft info`: the model a config describes, with its strategy applied: the module tree, then
+// parameters and trainable parameters per layer group (depth 0 = the head), and the lr each gets.
+std::string describe_run(const RunConfig& config);
+
+// A finished run rebuilt from its directory (config.json, labels.json, model.safetensors), for
+// `graft predict` and `graft eval`. IOError / FormatError naming a missing or malformed file.
+class TrainedRun {
+ public:
+  explicit TrainedRun(const std::filesystem::path& run_dir);
+  ~TrainedRun();
+  TrainedRun(TrainedRun&&) noexcept;
+
+  struct Prediction {
+    std::string label;
+    std::vector<double> probabilities;  // per label, in labels() order
+  };
+  std::vector<Prediction> predict(const std::vector<std::string>& texts) const;
+  // Metrics (accuracy, macro_f1, loss, ...) on the run's own validation or test split, or on
+  // another file with the config's columns (`data_path`), all of it.
+  train::Metrics evaluate(const std::string& split, const std::string& data_path = "") const;
+
+  const std::vector<std::string>& labels() const;
+  const RunConfig& config() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace graft::cli
