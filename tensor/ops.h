@@ -42,6 +42,8 @@ void fill(const Tensor& dst, double value);
 // --- elementwise (NumPy broadcasting; operands must share dtype and device) ---
 Tensor unary(UnaryOp op, const Tensor& x, double a = 0, double b = 0);
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
+// grad * gelu'(x) for the exact GELU: one fused pass for f32 CPU tensors of equal shape.
+Tensor gelu_erf_backward(const Tensor& grad, const Tensor& x);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor scalar_like(double value, const Tensor& like);  // a 0-d tensor of like's dtype and device
 
@@ -55,6 +57,8 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 
 // --- linear algebra and normalisation ---
 Tensor matmul(const Tensor& a, const Tensor& b);
+// x @ weight^T + bias (bias [out_features] or undefined), the bias added inside the GEMM.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 // Validates a matmul (devices, dtypes, inner sizes, batch broadcast) naming both shapes as given.
 void check_matmul(const Tensor& a, const Tensor& b);
 // Returns (y, mean, rstd); mean/rstd have the leading (non-normalised) shape.
@@ -64,6 +68,13 @@ std::tuple<Tensor, Tensor, Tensor> layer_norm_forward(const Tensor& x, int64_t n
 std::tuple<Tensor, Tensor, Tensor> layer_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& mean,
                                                        const Tensor& rstd, int64_t normalized_ndim,
                                                        const Tensor& weight, bool want_weight, bool want_bias);
+
+// --- dropout (f32 / f64 on the CPU; dropout_fused_applies says whether x qualifies) ---
+bool dropout_fused_applies(const Tensor& x);
+// Returns (x * mask * 1/(1-p), mask), the mask bool and drawn as bernoulli(x.shape(), 1 - p) at
+// generator state (seed, counter) would draw it; p in [0, 1).
+std::pair<Tensor, Tensor> dropout_forward(const Tensor& x, double p, uint64_t seed, uint64_t counter);
+Tensor dropout_backward(const Tensor& grad, const Tensor& keep, double p);  // grad * mask * 1/(1-p)
 
 // --- indexing (indices are i32 or i64, bounds-checked) ---
 // `op` names the caller in errors (embedding uses index_select underneath).

@@ -1,5 +1,6 @@
 // Elementwise ops, copies and casts: validation, then dispatch by device and dtype.
 #include "kernels/elementwise/elementwise.h"
+#include "kernels/elementwise/gelu.h"
 #include "tensor/factory.h"
 #include "tensor/iter.h"
 #include "tensor/ops.h"
@@ -119,6 +120,16 @@ Tensor unary(UnaryOp op, const Tensor& x, double a, double b) {
     if constexpr (!std::is_same_v<scalar_t, bool>)
       kernels::unary_cpu<scalar_t>(op, a, b, it, out.data_ptr(), x.data_ptr());
   });
+  return out;
+}
+
+Tensor gelu_erf_backward(const Tensor& grad, const Tensor& x) {
+  if (grad.dtype() != DType::f32 || x.dtype() != DType::f32 || grad.shape() != x.shape() || !grad.device().is_cpu() ||
+      !x.device().is_cpu())
+    return binary(BinaryOp::mul, grad, unary(UnaryOp::gelu_erf_grad, x));
+  const Tensor g = contiguous(grad), xc = contiguous(x);
+  Tensor out = empty_like_contiguous(xc, DType::f32);
+  kernels::gelu_erf_backward_f32(g.data_ptr<float>(), xc.data_ptr<float>(), xc.numel(), out.data_ptr<float>());
   return out;
 }
 

@@ -67,9 +67,10 @@ void check_matmul(const Tensor& a, const Tensor& b) {
   }
 }
 
-Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
-  check_matmul(a_in, b_in);
-  check_cpu("matmul", a_in);
+namespace {
+
+// a @ b (+ bias over the last dim when defined): one GEMM call either way.
+Tensor matmul_bias(const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
   const bool a_vec = a_in.dim() == 1, b_vec = b_in.dim() == 1;
   Tensor a = a_vec ? unsqueeze(a_in, 0) : a_in;
   Tensor b = b_vec ? unsqueeze(b_in, 1) : b_in;
@@ -116,10 +117,37 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   s.batch_stride_a = A.batch_stride;
   s.batch_stride_b = B.batch_stride;
   GRAFT_DISPATCH_F32_F64("matmul", a.dtype(), [&] {
-    kernels::gemm_cpu(s, static_cast<const scalar_t*>(A.t.data_ptr()), static_cast<const scalar_t*>(B.t.data_ptr()),
-                      static_cast<scalar_t*>(out.data_ptr()));
+    const auto* a_data = static_cast<const scalar_t*>(A.t.data_ptr());
+    const auto* b_data = static_cast<const scalar_t*>(B.t.data_ptr());
+    auto* out_data = static_cast<scalar_t*>(out.data_ptr());
+    if (bias.defined())
+      kernels::gemm_bias_cpu(s, a_data, b_data, static_cast<const scalar_t*>(bias.data_ptr()), out_data);
+    else
+      kernels::gemm_cpu(s, a_data, b_data, out_data);
   });
   return out;
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_matmul(a, b);
+  check_cpu("matmul", a);
+  return matmul_bias(a, b, Tensor());
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (weight.dim() != 2)
+    throw ShapeError("linear: weight must be [out_features, in_features], got " + shape_str(weight.shape()));
+  const Tensor weight_t = permute(weight, {1, 0});
+  check_matmul(x, weight_t);
+  check_cpu("linear", x);
+  if (!bias.defined()) return matmul_bias(x, weight_t, Tensor());
+  check_same_device("linear", x, bias);
+  check_same_dtype("linear", x, bias);
+  if (bias.shape() != Shape{weight.shape()[0]})
+    throw ShapeError("linear: bias " + shape_str(bias.shape()) + " must be [" + std::to_string(weight.shape()[0]) + "]");
+  return matmul_bias(x, weight_t, contiguous(bias));
 }
 
 std::tuple<Tensor, Tensor, Tensor> layer_norm_forward(const Tensor& x_in, int64_t normalized_ndim,

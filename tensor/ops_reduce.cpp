@@ -51,6 +51,40 @@ Rows to_rows(const char* op, const Tensor& x, const std::vector<int64_t>& dims_i
   return {contiguous(permute(x, order)), rows, cols, out_shape};
 }
 
+// A sum or mean over the leading dims of a contiguous tensor (a bias gradient [rows, cols] ->
+// [cols]) runs down the columns in place: no transposed copy. Undefined when it does not apply.
+Tensor reduce_leading(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+  if ((op != ReduceOp::sum && op != ReduceOp::mean) || x.dim() < 2 || !x.is_contiguous() || dims_in.empty())
+    return Tensor();
+  const auto dims = normalize_dims(reduce_name(op), dims_in, x.dim());
+  std::vector<bool> reduced(static_cast<size_t>(x.dim()), false);
+  for (int64_t d : dims) reduced[static_cast<size_t>(d)] = true;
+  const int64_t lead = static_cast<int64_t>(dims.size());
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (reduced[static_cast<size_t>(d)] != (d < lead)) return Tensor();  // not a prefix
+  if (lead == x.dim()) return Tensor();
+  int64_t rows = 1, cols = 1;
+  Shape out_shape;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    const int64_t s = x.shape()[static_cast<size_t>(d)];
+    if (d < lead) {
+      rows *= s;
+      if (keepdim) out_shape.push_back(1);
+    } else {
+      cols *= s;
+      out_shape.push_back(s);
+    }
+  }
+  if (rows == 0 || cols <= 1) return Tensor();  // empty, or one output: the row path's blocked sum
+  Tensor out = empty(out_shape, TensorOptions(x.dtype()).with_device(x.device()));
+  GRAFT_DISPATCH_ALL(reduce_name(op), x.dtype(), [&] {
+    if constexpr (!std::is_same_v<scalar_t, bool>)
+      kernels::reduce_cols_cpu<scalar_t>(op, static_cast<const scalar_t*>(x.data_ptr()), rows, cols,
+                                         static_cast<scalar_t*>(out.data_ptr()));
+  });
+  return out;
+}
+
 }  // namespace
 
 Tensor reduce(ReduceOp op, const Tensor& x_in, const std::vector<int64_t>& dims, bool keepdim) {
@@ -62,6 +96,7 @@ Tensor reduce(ReduceOp op, const Tensor& x_in, const std::vector<int64_t>& dims,
     else detail::throw_dtype(name, x.dtype(), "floating and integer types");
   }
   if (op == ReduceOp::mean) check_floating(name, x);
+  if (Tensor out = reduce_leading(op, x, dims, keepdim); out.defined()) return out;
   Rows r = to_rows(name, x, dims, keepdim);
   Tensor out = empty(r.out_shape, TensorOptions(x.dtype()).with_device(x.device()));
   if (r.rows == 0) return out;

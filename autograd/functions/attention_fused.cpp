@@ -1,5 +1,6 @@
 // The fused attention: ONE autograd node on the kernels of kernels/attention (the flash-style
-// AVX2 kernel for f32, the reference loops for f64). Forward saves q, k, v, the output, the row
+// AVX2 kernel for f32, the reference loops for f64). Forward saves q, k, v (as given: the f32
+// kernel reads views in place; backward makes them contiguous), the output, the row
 // log-sum-exp [B, h, Sq] and the dropout seed and counter; backward recomputes the probabilities
 // from them (and regenerates the dropout mask) instead of keeping the Sq x Sk matrix.
 // Shape letters: B batch, h heads, Sq queries, Sk keys, d head dim of q and k, dv head dim of v.
@@ -18,12 +19,22 @@ using namespace autograd;
 
 namespace {
 
+// The layout of q, k, v as the f32 kernel reads them: their own strides (last dim contiguous).
+kernels::AttentionLayout layout_of(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out) {
+  auto of = [](const Tensor& t) {
+    return kernels::AttentionOperandStrides{t.strides()[0], t.strides()[1], t.strides()[2]};
+  };
+  return {of(q), of(k), of(v), of(out)};
+}
+
+bool last_dim_contiguous(const Tensor& t) { return t.size(3) == 1 || t.strides()[3] == 1; }
+
 template <class S>
 void forward(const kernels::AttentionShape& shape, const kernels::AttentionParams& params, const Tensor& q,
              const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse) {
   if constexpr (std::is_same_v<S, float>)
-    kernels::attention_cpu_forward(shape, params, q.data_ptr<S>(), k.data_ptr<S>(), v.data_ptr<S>(),
-                                   out.data_ptr<S>(), lse.data_ptr<S>());
+    kernels::attention_cpu_forward(shape, layout_of(q, k, v, out), params, q.data_ptr<S>(), k.data_ptr<S>(),
+                                   v.data_ptr<S>(), out.data_ptr<S>(), lse.data_ptr<S>());
   else
     kernels::attention_reference_forward<S>(shape, params, q.data_ptr<S>(), k.data_ptr<S>(), v.data_ptr<S>(),
                                             out.data_ptr<S>(), lse.data_ptr<S>());
@@ -62,7 +73,17 @@ bool attention_fused_applies(const Tensor& q) {
 
 Tensor attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options,
                        double scale) {
-  const Tensor qc = ops::contiguous(q), kc = ops::contiguous(k), vc = ops::contiguous(v);
+  // f32 reads q, k, v in place (the views attention layers pass); backward, and the f64 reference,
+  // take them contiguous.
+  const bool in_place = q.dtype() == DType::f32 && last_dim_contiguous(q) && last_dim_contiguous(k) &&
+                        last_dim_contiguous(v);
+  auto prepare = [&](const Tensor& t) {
+    if (!in_place) return ops::contiguous(t);
+    // A size-1 last dim may carry any stride: restride it to 1 so the kernel's view is exact.
+    if (t.size(3) == 1 && t.strides()[3] != 1) return ops::contiguous(t);
+    return t;
+  };
+  const Tensor qc = prepare(q), kc = prepare(k), vc = prepare(v);
   const Tensor mask = options.key_padding_mask.defined() ? ops::contiguous(options.key_padding_mask) : Tensor();
   const kernels::AttentionShape shape{q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3)};
   kernels::AttentionParams params;
@@ -77,16 +98,21 @@ Tensor attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, const 
     params.dropout_counter = g.reserve(shape.B * shape.H * shape.Sq * shape.Sk);
   }
   const TensorOptions like = TensorOptions(q.dtype()).with_device(q.device());
+  // out stays contiguous: writing it head-merged ([B, Sq, h, dv] underneath) saves the layer's copy
+  // in inference but costs a copy in backward and strided reads downstream (measured slower on
+  // bench/compare.sh attention), so the kernel's out strides are the contiguous ones here.
   const Tensor out = empty({shape.B, shape.H, shape.Sq, shape.Dv}, like);
   const Tensor lse = empty({shape.B, shape.H, shape.Sq}, like);
   by_dtype(q.dtype(), [&](auto s) { forward<decltype(s)>(shape, params, qc, kc, vc, out, lse); });
   return record("scaled_dot_product_attention", out, {q, k, v},
-                [qc = saved(qc), kc = saved(kc), vc = saved(vc), saved_out = saved(out), lse, mask, shape,
-                 params](const Tensor& grad) {
+                [q_saved = saved(qc), k_saved = saved(kc), v_saved = saved(vc), saved_out = saved(out), lse, mask,
+                 shape, params](const Tensor& grad) {
+                  const Tensor qc = ops::contiguous(q_saved), kc = ops::contiguous(k_saved),
+                               vc = ops::contiguous(v_saved), out_c = ops::contiguous(saved_out);
                   const Tensor dout = ops::contiguous(grad);
                   const Tensor dq = empty_like(qc), dk = empty_like(kc), dv = empty_like(vc);
                   by_dtype(qc.dtype(), [&](auto s) {
-                    backward<decltype(s)>(shape, params, qc, kc, vc, saved_out, lse, dout, dq, dk, dv);
+                    backward<decltype(s)>(shape, params, qc, kc, vc, out_c, lse, dout, dq, dk, dv);
                   });
                   return std::vector<Tensor>{dq, dk, dv};
                 });

@@ -143,7 +143,8 @@ Tensor relu(const Tensor& x) {
 Tensor gelu(const Tensor& x, GeluApproximation approximate) {
   const bool exact = approximate == GeluApproximation::none;
   return unary_node(exact ? UnaryOp::gelu_erf : UnaryOp::gelu_tanh, x, [x, exact](const Tensor& g) {
-    return std::vector<Tensor>{g * ops::unary(exact ? UnaryOp::gelu_erf_grad : UnaryOp::gelu_tanh_grad, x)};
+    if (exact) return std::vector<Tensor>{ops::gelu_erf_backward(g, x)};
+    return std::vector<Tensor>{g * ops::unary(UnaryOp::gelu_tanh_grad, x)};
   });
 }
 

@@ -45,8 +45,22 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                      std::to_string(weight.shape()[1]) + " of weight " + shape_str(weight.shape()));
   if (bias.defined() && bias.shape() != Shape{weight.shape()[0]})
     throw ShapeError("linear: bias " + shape_str(bias.shape()) + " must be [" + std::to_string(weight.shape()[0]) + "]");
-  Tensor y = matmul(x, transpose(weight, 0, 1));
-  return bias.defined() ? y + bias : y;
+  if (x.dim() < 2 || !x.device().is_cpu()) {
+    Tensor y = matmul(x, transpose(weight, 0, 1));
+    return bias.defined() ? y + bias : y;
+  }
+  // One node: the bias rides in the GEMM forward; backward takes the weight gradient as g^T x
+  // (already [out, in], no transposed copy) and the bias gradient as a column sum of g.
+  return record("linear", ops::linear(x, weight, bias), {x, weight, bias}, [x, weight, bias](const Tensor& g) {
+    const int64_t out_features = weight.shape()[0], in_features = weight.shape()[1];
+    const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+    Tensor gx, gw, gb;
+    if (x.requires_grad()) gx = ops::matmul(g, weight);
+    const Tensor g2 = ops::reshape(g, {rows, out_features});
+    if (weight.requires_grad()) gw = ops::matmul(mT(g2), ops::reshape(x, {rows, in_features}));
+    if (bias.defined() && bias.requires_grad()) gb = ops::reduce(ReduceOp::sum, g2, {0}, false);
+    return std::vector<Tensor>{gx, gw, gb};
+  });
 }
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {
@@ -94,6 +108,15 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* generator) {
   ops::check_floating("dropout", x);
   if (!training || p == 0.0) return x;
   if (p == 1.0) return x * 0.0;
+  if (ops::dropout_fused_applies(x)) {
+    // The same draw as the bernoulli below (same generator calls, same Philox elements).
+    Generator& g = generator ? *generator : default_generator();
+    const uint64_t seed = g.seed(), counter = g.reserve(x.numel());
+    auto [y, keep] = ops::dropout_forward(x, p, seed, counter);
+    return record("dropout", y, {x}, [keep = keep, p](const Tensor& grad) {
+      return std::vector<Tensor>{ops::dropout_backward(grad, keep, p)};
+    });
+  }
   Tensor keep = bernoulli(x.shape(), 1.0 - p, x.device(), generator);
   Tensor scale = ops::cast(keep, x.dtype()) * (1.0 / (1.0 - p));
   return x * scale;

@@ -46,7 +46,20 @@ template <class S>
 void attention_reference_backward(const AttentionShape& shape, const AttentionParams& params, const S* q, const S* k,
                                   const S* v, const S* out, const S* lse, const S* dout, S* dq, S* dk, S* dv);
 
+// Element strides of a q, k, v or out [B, H, S, Dh] whose last dim is contiguous. The CPU forward
+// reads its operands and writes out through these, so views with the heads split off the feature
+// dim ([B, S, H, Dh] underneath, as attention layers make and merge back) need no copies.
+struct AttentionOperandStrides {
+  int64_t batch = 0, head = 0, row = 0;
+};
+struct AttentionLayout {
+  AttentionOperandStrides q, k, v, out;
+};
+AttentionLayout attention_contiguous_layout(const AttentionShape& shape);  // the layouts above
+
 // --- CPU: the flash-style AVX2/FMA kernel, f32 ---
+void attention_cpu_forward(const AttentionShape& shape, const AttentionLayout& layout, const AttentionParams& params,
+                           const float* q, const float* k, const float* v, float* out, float* lse);
 void attention_cpu_forward(const AttentionShape& shape, const AttentionParams& params, const float* q, const float* k,
                            const float* v, float* out, float* lse);
 void attention_cpu_backward(const AttentionShape& shape, const AttentionParams& params, const float* q,

@@ -24,7 +24,7 @@
 #include <omp.h>
 
 #include "kernels/attention/attention.h"
-#include "kernels/random/philox.h"
+#include "kernels/random/philox_x8.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -138,16 +138,20 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t a_row, int64_
 }
 
 // Multiplies x[jj * stride], jj < n, by the dropout factor (0 or 1/(1-p)) of flat elements first + jj.
+// Philox blocks eight at a time (philox_x8.h); element e uses word e % 4 of block e / 4, as
+// philox_uniform does.
 void apply_dropout(float* x, int64_t stride, int64_t n, uint64_t first, const AttentionParams& pr) {
-  const double keep = 1.0 - pr.dropout_p;
-  const float factor = static_cast<float>(1.0 / keep);
-  for (int64_t jj = 0; jj < n;) {
-    const uint64_t index = first + static_cast<uint64_t>(jj);
-    const Philox4x32 r = philox4x32_10(pr.dropout_counter + index / 4, pr.dropout_seed);
-    for (uint64_t lane = index % 4; lane < 4 && jj < n; ++lane, ++jj) {
-      const float u = static_cast<float>(r.v[lane] >> 8) * (1.0f / 16777216.0f);  // as philox_uniform
-      x[jj * stride] *= static_cast<double>(u) < keep ? factor : 0.0f;
-    }
+  const uint32_t threshold = philox_keep_threshold(1.0 - pr.dropout_p);
+  const float factor = static_cast<float>(1.0 / (1.0 - pr.dropout_p));
+  const uint64_t end = first + static_cast<uint64_t>(n);
+  uint32_t words[4][8];
+  float factors[4][8];
+  for (uint64_t block = first / 4; block * 4 < end; block += 8) {
+    philox4x32_10_x8(pr.dropout_counter + block, pr.dropout_seed, words);
+    dropout_factors_x8(words, threshold, factor, factors);
+    const uint64_t lo = std::max(first, block * 4), hi = std::min(end, (block + 8) * 4);
+    float* xp = x + static_cast<int64_t>(lo - first) * stride;
+    for (uint64_t k = lo - block * 4; k < hi - block * 4; ++k, xp += stride) *xp *= factors[k & 3][k >> 2];
   }
 }
 
@@ -175,17 +179,20 @@ struct ForwardScratch {
 };
 
 // Forward of one (head, query block): the queries i0 .. i0 + kBlockQ (or to Sq) of head `head`.
-void forward_block(const AttentionShape& sh, const AttentionParams& pr, int64_t head, int64_t i0, const float* q,
-                   const float* k, const float* v, float* out, float* lse, ForwardScratch& w) {
+void forward_block(const AttentionShape& sh, const AttentionLayout& ly, const AttentionParams& pr, int64_t head,
+                   int64_t i0, const float* q, const float* k, const float* v, float* out, float* lse,
+                   ForwardScratch& w) {
   const int64_t Sq = sh.Sq, Sk = sh.Sk, D = sh.D, Dv = sh.Dv;
   const int64_t nq = std::min(kBlockQ, Sq - i0), cols = round_up(nq, 8);
   const bool* key_mask = pr.key_padding_mask ? pr.key_padding_mask + (head / sh.H) * Sk : nullptr;
-  const float* qh = q + (head * Sq + i0) * D;
-  const float *kh = k + head * Sk * D, *vh = v + head * Sk * Dv;
+  const int64_t b = head / sh.H, h = head % sh.H, ldq = ly.q.row, ldk = ly.k.row, ldv = ly.v.row;
+  const float* qh = q + b * ly.q.batch + h * ly.q.head + i0 * ldq;
+  const float* kh = k + b * ly.k.batch + h * ly.k.head;
+  const float* vh = v + b * ly.v.batch + h * ly.v.head;
   const float qscale = static_cast<float>(pr.scale) * kLog2e;
   for (int64_t c = 0; c < D; ++c) {
     float* row = w.qt.data() + c * kBlockQ;
-    for (int64_t i = 0; i < nq; ++i) row[i] = qh[i * D + c] * qscale;
+    for (int64_t i = 0; i < nq; ++i) row[i] = qh[i * ldq + c] * qscale;
     std::fill(row + nq, row + kBlockQ, 0.0f);
   }
   std::fill(w.m.begin(), w.m.end(), -kInf);
@@ -196,7 +203,7 @@ void forward_block(const AttentionShape& sh, const AttentionParams& pr, int64_t 
     const int64_t nk = std::min(kBlockK, key_end - j0);
     if (all_keys_masked(key_mask, j0, nk)) continue;
     float* s = w.s.data();
-    gemm(nk, cols, D, kh + j0 * D, D, 1, w.qt.data(), kBlockQ, s, kBlockQ, false);
+    gemm(nk, cols, D, kh + j0 * ldk, ldk, 1, w.qt.data(), kBlockQ, s, kBlockQ, false);
     mask_tile(s, nk, cols, j0, i0, key_mask, pr.causal);
     // Online softmax down each column (one query per lane): new max, rescale factor, 2^(s - max).
     for (int64_t g = 0; g < cols; g += 8) {
@@ -226,11 +233,11 @@ void forward_block(const AttentionShape& sh, const AttentionParams& pr, int64_t 
         for (int64_t c = 0; c < Dv; ++c) w.o[i * Dv + c] *= a;
     }
     // O += P V, with P read transposed out of S^T.
-    gemm(nq, Dv, nk, s, 1, kBlockQ, vh + j0 * Dv, Dv, w.o.data(), Dv, true);
+    gemm(nq, Dv, nk, s, 1, kBlockQ, vh + j0 * ldv, ldv, w.o.data(), Dv, true);
   }
   for (int64_t i = 0; i < nq; ++i) {
     const float l = w.l[i], inv = l > 0 ? 1.0f / l : 0.0f;
-    float* dst = out + (head * Sq + i0 + i) * Dv;
+    float* dst = out + b * ly.out.batch + h * ly.out.head + (i0 + i) * ly.out.row;
     for (int64_t c = 0; c < Dv; ++c) dst[c] = w.o[i * Dv + c] * inv;
     lse[head * Sq + i0 + i] = l > 0 ? (w.m[i] + std::log2(l)) * kLn2 : kInf;
   }
@@ -343,6 +350,11 @@ void backward_keys(const AttentionShape& sh, const AttentionParams& pr, int64_t 
 
 void attention_cpu_forward(const AttentionShape& sh, const AttentionParams& pr, const float* q, const float* k,
                            const float* v, float* out, float* lse) {
+  attention_cpu_forward(sh, attention_contiguous_layout(sh), pr, q, k, v, out, lse);
+}
+
+void attention_cpu_forward(const AttentionShape& sh, const AttentionLayout& ly, const AttentionParams& pr,
+                           const float* q, const float* k, const float* v, float* out, float* lse) {
   const int64_t heads = sh.B * sh.H, blocks = query_blocks(sh);
 #pragma omp parallel
   {
@@ -355,7 +367,7 @@ void attention_cpu_forward(const AttentionShape& sh, const AttentionParams& pr, 
     w.alpha.resize(kBlockQ);
 #pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < heads * blocks; ++t)
-      forward_block(sh, pr, t / blocks, t % blocks * kBlockQ, q, k, v, out, lse, w);
+      forward_block(sh, ly, pr, t / blocks, t % blocks * kBlockQ, q, k, v, out, lse, w);
   }
 }
 
@@ -421,6 +433,29 @@ namespace graft::kernels {
 void attention_cpu_forward(const AttentionShape& sh, const AttentionParams& pr, const float* q, const float* k,
                            const float* v, float* out, float* lse) {
   attention_reference_forward<float>(sh, pr, q, k, v, out, lse);
+}
+
+void attention_cpu_forward(const AttentionShape& sh, const AttentionLayout& ly, const AttentionParams& pr,
+                           const float* q, const float* k, const float* v, float* out, float* lse) {
+  // The reference reads contiguous operands: gather them.
+  auto gather = [&](const float* x, const AttentionOperandStrides& st, int64_t S, int64_t Dh) {
+    std::vector<float> packed(static_cast<size_t>(sh.B * sh.H * S * Dh));
+    for (int64_t b = 0; b < sh.B; ++b)
+      for (int64_t h = 0; h < sh.H; ++h)
+        for (int64_t i = 0; i < S; ++i)
+          for (int64_t c = 0; c < Dh; ++c)
+            packed[static_cast<size_t>(((b * sh.H + h) * S + i) * Dh + c)] = x[b * st.batch + h * st.head + i * st.row + c];
+    return packed;
+  };
+  const auto qc = gather(q, ly.q, sh.Sq, sh.D), kc = gather(k, ly.k, sh.Sk, sh.D), vc = gather(v, ly.v, sh.Sk, sh.Dv);
+  std::vector<float> oc(static_cast<size_t>(sh.B * sh.H * sh.Sq * sh.Dv));
+  attention_reference_forward<float>(sh, pr, qc.data(), kc.data(), vc.data(), oc.data(), lse);
+  for (int64_t b = 0; b < sh.B; ++b)
+    for (int64_t h = 0; h < sh.H; ++h)
+      for (int64_t i = 0; i < sh.Sq; ++i)
+        for (int64_t c = 0; c < sh.Dv; ++c)
+          out[b * ly.out.batch + h * ly.out.head + i * ly.out.row + c] =
+              oc[static_cast<size_t>(((b * sh.H + h) * sh.Sq + i) * sh.Dv + c)];
 }
 
 void attention_cpu_backward(const AttentionShape& sh, const AttentionParams& pr, const float* q, const float* k,

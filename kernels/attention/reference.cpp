@@ -124,4 +124,13 @@ template void attention_reference_backward<double>(const AttentionShape&, const 
                                                    const double*, const double*, const double*, const double*,
                                                    const double*, double*, double*, double*);
 
+AttentionLayout attention_contiguous_layout(const AttentionShape& sh) {
+  AttentionLayout ly;
+  ly.q = {sh.H * sh.Sq * sh.D, sh.Sq * sh.D, sh.D};
+  ly.k = {sh.H * sh.Sk * sh.D, sh.Sk * sh.D, sh.D};
+  ly.v = {sh.H * sh.Sk * sh.Dv, sh.Sk * sh.Dv, sh.Dv};
+  ly.out = {sh.H * sh.Sq * sh.Dv, sh.Sq * sh.Dv, sh.Dv};
+  return ly;
+}
+
 }  // namespace graft::kernels

@@ -5,6 +5,7 @@
 
 #include "kernels/common/half.h"
 #include "kernels/elementwise/elementwise.h"
+#include "kernels/elementwise/gelu.h"
 
 namespace graft::kernels {
 
@@ -74,6 +75,15 @@ template <class T, class C>
 void unary_float(UnaryOp op, double a, double b, const StridedIter& it, void* out, const void* in) {
   auto run = [&](auto f) { map1<T, T>(it, out, in, [f](const T& v) { return store<T>(f(load<C>(v))); }); };
   const C ca = static_cast<C>(a), cb = static_cast<C>(b);
+  if constexpr (std::is_same_v<T, float>) {
+    if (op == UnaryOp::gelu_erf || op == UnaryOp::gelu_erf_grad) {  // vectorised, see gelu.h
+      const int64_t so = it.inner_stride(0), si = it.inner_stride(1);
+      return for_each_row(it, [&](const int64_t* off, int64_t n) {
+        gelu_erf_f32(op == UnaryOp::gelu_erf_grad, static_cast<const float*>(in) + off[1], si,
+                     static_cast<float*>(out) + off[0], so, n);
+      });
+    }
+  }
   switch (op) {
     case UnaryOp::neg: return run([](C x) { return -x; });
     case UnaryOp::exp: return run([](C x) { return std::exp(x); });
@@ -120,6 +130,15 @@ void unary_int(UnaryOp op, double a, double b, const StridedIter& it, void* out,
   using C = int64_t;
   auto run = [&](auto f) { map1<T, T>(it, out, in, [f](const T& v) { return static_cast<T>(f(static_cast<C>(v))); }); };
   const C ca = static_cast<C>(a), cb = static_cast<C>(b);
+  if constexpr (std::is_same_v<T, float>) {
+    if (op == UnaryOp::gelu_erf || op == UnaryOp::gelu_erf_grad) {  // vectorised, see gelu.h
+      const int64_t so = it.inner_stride(0), si = it.inner_stride(1);
+      return for_each_row(it, [&](const int64_t* off, int64_t n) {
+        gelu_erf_f32(op == UnaryOp::gelu_erf_grad, static_cast<const float*>(in) + off[1], si,
+                     static_cast<float*>(out) + off[0], so, n);
+      });
+    }
+  }
   switch (op) {
     case UnaryOp::neg: return run([](C x) { return -x; });
     case UnaryOp::abs: return run([](C x) { return x < 0 ? -x : x; });

@@ -9,4 +9,9 @@ void gemm_cpu(const GemmShape& shape, const float* a, const float* b, float* c) 
   gemm_reference(shape, a, b, c);
 }
 
+void gemm_bias_cpu(const GemmShape& shape, const float* a, const float* b, const float* bias, float* c) {
+  gemm_reference(shape, a, b, c);
+  add_bias_rows(shape, bias, c);
+}
+
 }  // namespace graft::kernels

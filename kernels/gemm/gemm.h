@@ -19,10 +19,18 @@ struct GemmShape {
 // shape); otherwise, and for f64, through the blocked loops in reference.cpp.
 void gemm_cpu(const GemmShape& shape, const float* a, const float* b, float* c);
 void gemm_cpu(const GemmShape& shape, const double* a, const double* b, double* c);
+// The same plus a bias row: C[b][i, j] = (op(A[b]) * op(B[b]))[i, j] + bias[j], bias of N elements.
+// oneDNN adds it in the GEMM's epilogue (one pass over C fewer); elsewhere a loop after the GEMM.
+void gemm_bias_cpu(const GemmShape& shape, const float* a, const float* b, const float* bias, float* c);
+void gemm_bias_cpu(const GemmShape& shape, const double* a, const double* b, const double* bias, double* c);
 
 // Plain blocked loops, the truth the fast path is tested against.
 template <class T>
 void gemm_reference(const GemmShape& shape, const T* a, const T* b, T* c);
+
+// C[b][i, j] += bias[j] over the batch: the bias for the paths without a fused epilogue.
+template <class T>
+void add_bias_rows(const GemmShape& shape, const T* bias, T* c);
 
 bool gemm_uses_onednn();  // which f32 path this build takes
 

@@ -41,4 +41,23 @@ void gemm_cpu(const GemmShape& shape, const double* a, const double* b, double* 
   gemm_reference(shape, a, b, c);
 }
 
+template <class T>
+void add_bias_rows(const GemmShape& s, const T* bias, T* c) {
+  const int64_t rows = s.batch * s.M;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (rows * s.N >= (1 << 15))
+#endif
+  for (int64_t i = 0; i < rows; ++i) {
+    T* Ci = c + i * s.N;
+    for (int64_t j = 0; j < s.N; ++j) Ci[j] += bias[j];
+  }
+}
+template void add_bias_rows<float>(const GemmShape&, const float*, float*);
+template void add_bias_rows<double>(const GemmShape&, const double*, double*);
+
+void gemm_bias_cpu(const GemmShape& shape, const double* a, const double* b, const double* bias, double* c) {
+  gemm_reference(shape, a, b, c);
+  add_bias_rows(shape, bias, c);
+}
+
 }  // namespace graft::kernels

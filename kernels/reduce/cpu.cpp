@@ -115,6 +115,39 @@ void reduce_rows_cpu(ReduceOp op, const T* in, int64_t rows, int64_t cols, T* ou
 }
 
 template <class T>
+void reduce_cols_cpu(ReduceOp op, const T* in, int64_t rows, int64_t cols, T* out) {
+  using Acc = std::conditional_t<std::is_integral_v<T>, int64_t, double>;
+  constexpr int64_t kCols = 64;  // a block's accumulators stay in registers and L1; blocks balance threads
+  const int64_t blocks = (cols + kCols - 1) / kCols;
+  auto run_block = [&](int64_t b) {
+    const int64_t c0 = b * kCols, width = std::min(kCols, cols - c0);
+    Acc acc[kCols] = {};
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* x = in + r * cols + c0;
+      for (int64_t c = 0; c < width; ++c) {
+        if constexpr (std::is_integral_v<T>) acc[c] += static_cast<int64_t>(x[c]);
+        else acc[c] += to_double(x[c]);
+      }
+    }
+    for (int64_t c = 0; c < width; ++c) {
+      if constexpr (std::is_integral_v<T>) {
+        out[c0 + c] = static_cast<T>(acc[c]);  // mean is float-only (the tensor layer checks)
+      } else {
+        out[c0 + c] = from_double<T>(op == ReduceOp::mean ? acc[c] / static_cast<double>(rows) : acc[c]);
+      }
+    }
+  };
+#ifdef _OPENMP
+  if (blocks > 1 && rows * cols >= kParallelGrain) {
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) run_block(b);
+    return;
+  }
+#endif
+  for (int64_t b = 0; b < blocks; ++b) run_block(b);
+}
+
+template <class T>
 void arg_reduce_rows_cpu(bool is_max, const T* in, int64_t rows, int64_t cols, int64_t* index) {
   parallel_rows(rows, cols, [&](int64_t r) {
     index[r] = extreme_index(is_max, in + r * cols, cols);
@@ -143,6 +176,7 @@ void softmax_rows_cpu(bool log, const T* in, int64_t rows, int64_t cols, T* out)
 
 #define GRAFT_INSTANTIATE(T)                                                                 \
   template void reduce_rows_cpu<T>(ReduceOp, const T*, int64_t, int64_t, T*, int64_t*);     \
+  template void reduce_cols_cpu<T>(ReduceOp, const T*, int64_t, int64_t, T*);               \
   template void arg_reduce_rows_cpu<T>(bool, const T*, int64_t, int64_t, int64_t*);
 GRAFT_INSTANTIATE(float)
 GRAFT_INSTANTIATE(double)

@@ -13,6 +13,12 @@ enum class ReduceOp : uint8_t { sum, mean, max, min, prod };
 // NaN propagates through max/min, as in PyTorch.
 template <class T>
 void reduce_rows_cpu(ReduceOp op, const T* in, int64_t rows, int64_t cols, T* out, int64_t* index);
+// out[c] = sum (or mean) over r of in[r, c]: the reduction over the leading dims of a contiguous
+// tensor (a bias gradient), without transposing it first. Each column adds its rows in order in
+// double (int64 for integers), exactly what reduce_rows_cpu does on the transposed copy, so the
+// two give identical results; threads split the columns, never a column's rows.
+template <class T>
+void reduce_cols_cpu(ReduceOp op, const T* in, int64_t rows, int64_t cols, T* out);
 // index[r] = column of the first max (is_max) or min of row r; out-of-band NaN counts as extreme.
 template <class T>
 void arg_reduce_rows_cpu(bool is_max, const T* in, int64_t rows, int64_t cols, int64_t* index);

@@ -241,3 +241,29 @@ TEST(Attention, ErrorsAreTypedAndNameTheShapes) {
       [&] { scaled_dot_product_attention(q.to(DType::bf16), k.to(DType::bf16), v.to(DType::bf16), {}, Impl::fused); },
       {"fused", "bf16"});
 }
+
+TEST(Attention, FusedReadsHeadSplitViewsInPlaceExactly) {
+  // Attention layers pass q, k, v as views [B, S, h, d] -> [B, h, S, d]; the f32 forward reads them
+  // through their strides. It must give what it gives on contiguous copies, bit for bit, and so
+  // must backward (which takes them contiguous).
+  manual_seed(57);
+  const int64_t B = 2, S = 97, h = 3, d = 32;
+  auto view_of = [&](const Tensor& rows) { return rows.view({B, S, h, d}).transpose(1, 2); };
+  const Tensor q0 = randn({B, S, h * d}), k0 = randn({B, S, h * d}), v0 = randn({B, S, h * d});
+  const Tensor dout = randn({B, h, S, d});
+  AttentionOptions options;
+  options.key_padding_mask = gt(rand({B, S}), 0.8);
+  Tensor q = q0.detach().requires_grad_(true), k = k0.detach().requires_grad_(true),
+         v = v0.detach().requires_grad_(true);
+  Tensor qc = view_of(q0).contiguous().requires_grad_(true), kc = view_of(k0).contiguous().requires_grad_(true),
+         vc = view_of(v0).contiguous().requires_grad_(true);
+  ASSERT_FALSE(view_of(q).is_contiguous());
+  const Tensor out = scaled_dot_product_attention(view_of(q), view_of(k), view_of(v), options);
+  const Tensor out_c = scaled_dot_product_attention(qc, kc, vc, options);
+  EXPECT_EQ(out.to_vector<float>(), out_c.to_vector<float>());
+  out.backward(dout);
+  out_c.backward(dout);
+  EXPECT_EQ(view_of(q.grad()).contiguous().to_vector<float>(), qc.grad().to_vector<float>());
+  EXPECT_EQ(view_of(k.grad()).contiguous().to_vector<float>(), kc.grad().to_vector<float>());
+  EXPECT_EQ(view_of(v.grad()).contiguous().to_vector<float>(), vc.grad().to_vector<float>());
+}

@@ -2,7 +2,10 @@
 // directions, non-contiguous (transposed, sliced, expanded) operands.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 
 #include "autograd/ops.h"
 #include "reference.h"
@@ -256,4 +259,92 @@ TEST(Elementwise, EmptyTensors) {
   Tensor e = zeros({0, 3});
   EXPECT_EQ((e + ones({3})).shape(), (Shape{0, 3}));
   EXPECT_EQ(exp(e).numel(), 0);
+}
+
+namespace {
+
+// Distance in f32 ulps between two finite floats of any sign (adjacent floats are 1 apart).
+int64_t ulp_distance(float a, float b) {
+  auto ordered = [](float v) {
+    int32_t i;
+    std::memcpy(&i, &v, sizeof i);
+    return i < 0 ? -static_cast<int64_t>(i & 0x7fffffff) : static_cast<int64_t>(i);
+  };
+  return std::llabs(ordered(a) - ordered(b));
+}
+
+// Φ(x) in double without cancellation: erfc for both signs.
+double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+double normal_pdf(double x) { return std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI); }
+
+// f32 inputs over GELU's whole range: a dense sweep, both tails, tiny and subnormal values.
+std::vector<float> gelu_inputs() {
+  std::vector<float> xs;
+  for (int i = -20000; i <= 20000; ++i) xs.push_back(static_cast<float>(i) * 1e-3f);  // [-20, 20]
+  for (double m = 1e-40; m < 1e30; m *= 1.37) {
+    xs.push_back(static_cast<float>(m));
+    xs.push_back(-static_cast<float>(m));
+  }
+  for (float v : {0.0f, -0.0f, 1e-45f, -1e-45f, 6.0f, -6.0f, 13.5f, -13.5f, 14.5f, -14.5f, 3.4e38f, -3.4e38f})
+    xs.push_back(v);
+  Generator g(5);
+  for (float v : uniform({30001}, -9, 9, DType::f32, &g).to_vector<float>()) xs.push_back(v);
+  return xs;
+}
+
+}  // namespace
+
+TEST(Elementwise, GeluErfF32WithinOneUlpOfDouble) {
+  const std::vector<float> xs = gelu_inputs();
+  const Tensor x = from_vector(xs);
+  const auto got = gelu(x).to_vector<float>();
+  const auto strided = gelu(stack({x, x}, 1).select(1, 1)).to_vector<float>();  // the gather path
+  int64_t worst = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double xd = xs[i];
+    const float want = static_cast<float>(xd * normal_cdf(xd));
+    const int64_t d = ulp_distance(got[i], want);
+    worst = std::max(worst, d);
+    ASSERT_LE(d, 1) << "gelu(" << xs[i] << ") = " << got[i] << ", double says " << want;
+    ASSERT_EQ(std::signbit(got[i]), std::signbit(want)) << "gelu(" << xs[i] << ")";
+    ASSERT_EQ(got[i], strided[i]) << "strided gelu(" << xs[i] << ")";
+  }
+  EXPECT_LE(worst, 1);
+}
+
+TEST(Elementwise, GeluErfGradientF32AgainstDouble) {
+  const std::vector<float> xs = gelu_inputs();
+  Tensor x = from_vector(xs).requires_grad_(true);
+  Generator g(6);
+  const Tensor up = uniform({static_cast<int64_t>(xs.size())}, -2, 2, DType::f32, &g);
+  gelu(x).backward(up);
+  const auto got = x.grad().to_vector<float>(), upv = up.to_vector<float>();
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double xd = xs[i], cdf = normal_cdf(xd), slope = xd * normal_pdf(xd);
+    const double want = cdf + slope;
+    // The f32 derivative is within 1 ulp of want, plus a hair near gelu's minimum (x ~ -0.75),
+    // where Φ and x φ cancel; the product with the upstream gradient adds one rounding.
+    const double deriv_tol = 0.6e-7 * std::abs(want) + 1e-12 * (cdf + std::abs(slope));
+    // Below f32's normal range both roundings are to the subnormal spacing instead.
+    const double subnormal = std::numeric_limits<float>::denorm_min() * (1.0 + std::abs(upv[i]));
+    const double tol = std::abs(upv[i]) * deriv_tol + 0.6e-7 * std::abs(upv[i] * want) + subnormal;
+    ASSERT_NEAR(got[i], upv[i] * want, tol) << "gelu'(" << xs[i] << ")";
+  }
+}
+
+TEST(Elementwise, GeluErfSpecialValues) {
+  const auto y = gelu(from_vector<float>({NAN, INFINITY, -INFINITY, -0.0f, 1e-3f})).to_vector<float>();
+  EXPECT_TRUE(std::isnan(y[0]));
+  EXPECT_EQ(y[1], INFINITY);
+  EXPECT_TRUE(std::isnan(y[2]));  // -inf * Φ(-inf) = -inf * 0, as the formula and PyTorch
+  EXPECT_EQ(y[3], 0.0f);
+  EXPECT_TRUE(std::signbit(y[3]));
+  EXPECT_GT(y[4], 0.0f);
+  Tensor x = from_vector<float>({NAN, 100.0f, -100.0f, 0.0f}).requires_grad_(true);
+  gelu(x).backward(ones({4}));
+  const auto d = x.grad().to_vector<float>();
+  EXPECT_TRUE(std::isnan(d[0]));
+  EXPECT_EQ(d[1], 1.0f);
+  EXPECT_EQ(d[2], 0.0f);
+  EXPECT_EQ(d[3], 0.5f);
 }

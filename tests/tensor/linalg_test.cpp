@@ -164,3 +164,26 @@ TEST(LayerNorm, AgainstReference) {
   EXPECT_THROW(layer_norm(ones({2, 4}), {4}, ones({4}, DType::f64)), DTypeError);
   EXPECT_THROW(layer_norm(ones({2, 4}, DType::i64), {4}), DTypeError);
 }
+
+TEST(Linear, FusedNodeMatchesMatmulPlusBias) {
+  // linear is one node (bias inside the GEMM, weight gradient as g^T x, bias gradient a column
+  // sum); it must agree with the composition it replaces, forward and backward, 2-D and 3-D.
+  manual_seed(41);
+  for (const Shape& xs : {Shape{37, 19}, Shape{3, 13, 19}}) {
+    Tensor x = randn(xs).requires_grad_(true), w = randn({23, 19}).requires_grad_(true),
+           b = randn({23}).requires_grad_(true);
+    Tensor x2 = x.detach().requires_grad_(true), w2 = w.detach().requires_grad_(true),
+           b2 = b.detach().requires_grad_(true);
+    Tensor y = linear(x, w, b), y2 = matmul(x2, w2.t()) + b2;
+    EXPECT_TRUE(allclose(y, y2, 1e-5, 1e-5));
+    Tensor up = randn(y.shape());
+    y.backward(up);
+    y2.backward(up);
+    EXPECT_TRUE(allclose(x.grad(), x2.grad(), 1e-5, 1e-5));
+    EXPECT_TRUE(allclose(w.grad(), w2.grad(), 1e-5, 1e-5));
+    EXPECT_TRUE(w.grad().is_contiguous());
+    EXPECT_TRUE(allclose(b.grad(), b2.grad(), 1e-5, 1e-5));
+    Tensor no_bias = linear(x, w);
+    EXPECT_TRUE(allclose(no_bias, matmul(x, w.t()), 1e-5, 1e-5));
+  }
+}

@@ -163,3 +163,34 @@ TEST(Dropout, EvalIsIdentitySameSeedSameMask) {
   EXPECT_THROW(dropout(x, -0.1), ValueError);
   EXPECT_THROW(dropout(ones({2}, DType::i64), 0.5), DTypeError);
 }
+
+TEST(Dropout, FusedMaskIsBernoullisDrawOnAnyThreadCount) {
+  // Odd sizes so Philox blocks (4 elements) and threading chunks straddle rows.
+  manual_seed(21);
+  Tensor x = randn({257, 301});
+  const double p = 0.3;
+  const float scale = static_cast<float>(1.0 / (1.0 - p));
+  Generator gm(7);
+  const auto keep = bernoulli(x.shape(), 1.0 - p, Device::cpu(), &gm).to_vector<bool>();
+  const auto xv = x.to_vector<float>();
+  for (int threads : {1, 2, 3}) {
+#ifdef _OPENMP
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+#endif
+    Generator g(7);
+    Tensor xg = x.detach().requires_grad_(true);
+    Tensor y = dropout(xg, p, true, &g);
+    EXPECT_EQ(g.offset(), gm.offset()) << "the fused path reserves what bernoulli reserves";
+    const auto yv = y.to_vector<float>();
+    for (size_t i = 0; i < yv.size(); ++i)
+      ASSERT_EQ(yv[i], xv[i] * (keep[i] ? scale : 0.0f)) << "element " << i << " threads " << threads;
+    Tensor up = randn(x.shape());
+    y.backward(up);
+    const auto gv = xg.grad().to_vector<float>(), uv = up.to_vector<float>();
+    for (size_t i = 0; i < gv.size(); ++i) ASSERT_EQ(gv[i], uv[i] * (keep[i] ? scale : 0.0f)) << "element " << i;
+#ifdef _OPENMP
+    omp_set_num_threads(before);
+#endif
+  }
+}

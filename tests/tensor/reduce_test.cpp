@@ -1,6 +1,7 @@
 // Reductions over any dims (negative, several, keepdim) and softmax/log_softmax/logsumexp against
 // plain loops.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <limits>
@@ -264,4 +265,30 @@ TEST(Softmax, LargeValuesAreStable) {
 TEST(Softmax, Errors) {
   EXPECT_THROW(softmax(ones({2, 3}, DType::i64), 1), DTypeError);
   EXPECT_THROW(softmax(ones({2, 3}), 2), IndexError);
+}
+
+TEST(Reduce, LeadingDimsOfContiguousMatchTheTransposedPathBitForBit) {
+  // sum/mean over leading dims of a contiguous tensor run down the columns in place; the same
+  // values laid out non-contiguously take the transpose-then-rows path. Both add each column's
+  // rows in order in double, so they agree exactly, on any thread count.
+  manual_seed(31);
+  for (const Shape& shape : {Shape{2049, 385}, Shape{7, 33, 65}, Shape{300, 2}}) {
+    Tensor x = randn(shape) * 100.0;
+    std::vector<int64_t> order;
+    for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) order.push_back(d);
+    Tensor strided = x.permute(order).contiguous().permute(order);  // same values, not contiguous
+    ASSERT_FALSE(strided.is_contiguous());
+    std::vector<int64_t> lead(shape.size() - 1);
+    for (size_t d = 0; d + 1 < shape.size(); ++d) lead[d] = static_cast<int64_t>(d);
+    const int before = omp_get_max_threads();
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      EXPECT_EQ(sum(x, lead).to_vector<float>(), sum(strided, lead).to_vector<float>()) << shape_str(shape);
+      EXPECT_EQ(mean(x, {0}, true).to_vector<float>(), mean(strided, {0}, true).to_vector<float>());
+      EXPECT_EQ(sum(x, {0}, true).shape()[0], 1);
+    }
+    omp_set_num_threads(before);
+  }
+  Tensor i = randint(-50, 50, {513, 70}, DType::i64);
+  EXPECT_EQ(sum(i, {0}).to_vector<int64_t>(), sum(i.t().contiguous().t(), {0}).to_vector<int64_t>());
 }
