@@ -14,14 +14,14 @@ region. Threads: GRAFT_BENCH_THREADS, else the CPUs this process may run on (as 
 import json
 import math
 import os
-import statistics
 import sys
-import time
 
 THREADS = int(os.environ.get("GRAFT_BENCH_THREADS", len(os.sched_getaffinity(0))))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))  # before torch loads OpenBLAS (see matmul.py)
 
 import torch  # noqa: E402
+
+from timing import timed  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 FUSED = hasattr(F, "scaled_dot_product_attention")
@@ -44,16 +44,7 @@ def bench(name, B, h, S, d, min_time=1.0, min_runs=5):
             t.grad = None
         (attention(q, k, v) * grad_out).sum().backward()
 
-    step()  # warm-up
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < min_time or len(times) < min_runs:
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    ms = statistics.median(times) * 1e3
-    f = 3.5 * 4.0 * B * h * S * S * d
-    print(json.dumps({"case": name, "ms": ms, "gflops": f / (ms * 1e-3) * 1e-9, "runs": len(times)}), flush=True)
+    timed(name, step, 3.5 * 4.0 * B * h * S * S * d, min_time, min_runs)
 
 
 def main():

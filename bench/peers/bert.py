@@ -19,14 +19,14 @@ region. Threads: GRAFT_BENCH_THREADS, else the CPUs this process may run on (as 
 import json
 import math
 import os
-import statistics
 import sys
-import time
 
 THREADS = int(os.environ.get("GRAFT_BENCH_THREADS", len(os.sched_getaffinity(0))))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))  # before torch loads OpenBLAS (see matmul.py)
 
 import torch  # noqa: E402
+
+from timing import timed  # noqa: E402
 from torch import nn  # noqa: E402
 
 VOCAB, E, HEADS, F, L, MAX_POS, TYPES, LABELS = 30522, 384, 12, 1536, 6, 512, 2, 2
@@ -122,18 +122,6 @@ def make_models():
     return f"transformers {transformers.__version__}", HfBackbone, HfClassifier
 
 
-def timed(name, step, f, min_time=2.0, min_runs=5):
-    step()  # warm-up
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < min_time or len(times) < min_runs:
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    ms = statistics.median(times) * 1e3
-    print(json.dumps({"case": name, "ms": ms, "gflops": f / (ms * 1e-3) * 1e-9, "runs": len(times)}), flush=True)
-
-
 def bench_train(make_classifier, B, S):
     torch.manual_seed(1)
     model = make_classifier().train()
@@ -147,7 +135,7 @@ def bench_train(make_classifier, B, S):
         loss.backward()
         optimizer.step()
 
-    timed(f"bert_train/B{B}_S{S}", step, flops(B, S, True))
+    timed(f"bert_train/B{B}_S{S}", step, flops(B, S, True), min_time=2.0)
 
 
 def bench_infer(make_backbone, B, S):
@@ -159,7 +147,7 @@ def bench_infer(make_backbone, B, S):
         with torch.no_grad():
             model(ids, mask)
 
-    timed(f"bert_infer/B{B}_S{S}", step, flops(B, S, False))
+    timed(f"bert_infer/B{B}_S{S}", step, flops(B, S, False), min_time=2.0)
 
 
 def main():

@@ -12,14 +12,14 @@ region. Threads: GRAFT_BENCH_THREADS, else the CPUs this process may run on (as 
 """
 import json
 import os
-import statistics
 import sys
-import time
 
 THREADS = int(os.environ.get("GRAFT_BENCH_THREADS", len(os.sched_getaffinity(0))))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))  # before torch loads OpenBLAS (see matmul.py)
 
 import torch  # noqa: E402
+
+from timing import timed  # noqa: E402
 
 
 def flops(steps, I, H, L, D, training):
@@ -55,17 +55,8 @@ def bench(name, T, N, I, H, L=1, bidirectional=False, training=True, varlen=Fals
             with torch.no_grad():
                 forward()
 
-    step()  # warm-up
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < min_time or len(times) < min_runs:
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    ms = statistics.median(times) * 1e3
     steps = int(lengths.sum()) if varlen else T * N
-    f = flops(steps, I, H, L, 2 if bidirectional else 1, training)
-    print(json.dumps({"case": name, "ms": ms, "gflops": f / (ms * 1e-3) * 1e-9, "runs": len(times)}), flush=True)
+    timed(name, step, flops(steps, I, H, L, 2 if bidirectional else 1, training), min_time, min_runs)
 
 
 def main():
