@@ -166,8 +166,22 @@ Metrics Trainer::evaluate(const data::Dataset& dataset) {
   return accumulator.compute();
 }
 
+Metrics Trainer::evaluate_with(const std::function<Metrics()>& fn) {
+  const bool was_training = model_.is_training();
+  model_.eval();
+  NoGradGuard no_grad;
+  try {
+    Metrics metrics = fn();
+    model_.train(was_training);
+    return metrics;
+  } catch (...) {
+    model_.train(was_training);
+    throw;
+  }
+}
+
 double Trainer::run_step(const data::Dataset& train, const std::vector<std::vector<int64_t>>& batches, size_t first,
-                         size_t count, TrainerState& state, int64_t* samples) {
+                         size_t count, TrainerState& state, int64_t* samples, MetricAccumulator* metrics) {
   double loss_sum = 0;
   bool finite = true;
   try {
@@ -180,6 +194,11 @@ double Trainer::run_step(const data::Dataset& train, const std::vector<std::vect
       }
       const double value = out.loss.item();
       *samples += static_cast<int64_t>(batches[j].size());
+      // The step's training metrics (accuracy, or mse for regression), from outputs it computed anyway.
+      if (auto labels = batch.find("labels"); out.outputs.defined() && labels != batch.end()) {
+        NoGradGuard no_grad;
+        metrics->add(out.outputs.detach(), labels->second);
+      }
       loss_sum += value;
       if (!std::isfinite(value)) {
         finite = false;
@@ -284,7 +303,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
   auto run_evaluation = [&]() {
     if (!validation || state.last_eval_step == state.global_step) return;
     state.last_eval_step = state.global_step;
-    Metrics metrics = evaluate(*validation);
+    Metrics metrics = options_.evaluate ? evaluate_with(options_.evaluate) : evaluate(*validation);
     state.last_eval = metrics;
     result.evaluations.emplace_back(state.global_step, metrics);
     auto it = metrics.find(options_.metric_for_best);
@@ -334,8 +353,9 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
       const int64_t count = std::min(options_.accumulation_steps, batches_per_epoch - state.batch_in_epoch);
       int64_t samples = 0;
       const int64_t skipped_before = state.skipped_steps;
+      MetricAccumulator step_metrics(options_.task, options_.num_classes);
       const double loss = run_step(train, batches, static_cast<size_t>(state.batch_in_epoch),
-                                   static_cast<size_t>(count), state, &samples);
+                                   static_cast<size_t>(count), state, &samples, &step_metrics);
       const bool skipped = state.skipped_steps != skipped_before;
       state.batch_in_epoch += count;
       ++state.global_step;
@@ -350,6 +370,11 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
         nlohmann::json record{{"event", "step"}, {"step", state.global_step}, {"epoch", epoch_progress()},
                               {"loss", loss}, {"lr", lrs}, {"samples", samples}};
         if (skipped) record["skipped"] = "non-finite loss or gradients";
+        if (step_metrics.count() > 0) {
+          const Metrics m = step_metrics.compute();
+          for (const char* key : {"accuracy", "mse"})
+            if (m.count(key)) record[std::string("train_") + key] = m.at(key);
+        }
         log.write(record);
       }
       if (skipped) {

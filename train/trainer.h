@@ -74,6 +74,10 @@ struct TrainerOptions {
   int64_t keep_last = 2;                 // checkpoints kept besides the best
   bool progress = true;
   int64_t log_every_steps = 1;           // JSONL step records (every step by default)
+  // Replaces fit's evaluation of `validation` (which must still be given, as the signal to
+  // evaluate): for metrics a single pass cannot give, such as one per task of a multi-task run.
+  // It runs in eval mode under no-grad; metric_for_best must be among its keys.
+  std::function<Metrics()> evaluate;
 };
 
 // Live state, visible to callbacks. Callbacks may set should_stop.
@@ -133,6 +137,8 @@ class Trainer {
                   const std::optional<std::filesystem::path>& resume_from = std::nullopt);
   // One pass in eval mode and no-grad; the model's previous mode is restored.
   Metrics evaluate(const data::Dataset& dataset);
+  // fn() in eval mode and no-grad (TrainerOptions::evaluate, or a run's own test evaluation).
+  Metrics evaluate_with(const std::function<Metrics()>& fn);
 
   const TrainerOptions& options() const { return options_; }
   nn::Module& model() { return model_; }
@@ -140,7 +146,7 @@ class Trainer {
 
  private:
   double run_step(const data::Dataset& train, const std::vector<std::vector<int64_t>>& batches, size_t first,
-                  size_t count, TrainerState& state, int64_t* samples);
+                  size_t count, TrainerState& state, int64_t* samples, MetricAccumulator* metrics);
   bool is_better(double value, const std::optional<double>& best) const;
   bool greater_is_better() const;
   nlohmann::json run_settings(const data::Dataset& train) const;  // what a resume must match

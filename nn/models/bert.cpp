@@ -220,15 +220,18 @@ std::shared_ptr<BertForSequenceClassification> BertForSequenceClassification::fr
   return model;
 }
 
+Tensor BertForSequenceClassification::features(const Tensor& input_ids, const Tensor& attention_mask,
+                                               const Tensor& token_type_ids) {
+  const BertModelOutput out = bert->forward(input_ids, attention_mask, token_type_ids);
+  return options_.pooling == BertPooling::cls
+             ? out.pooler_output
+             : mean_pool(out.last_hidden_state,
+                         attention_mask.defined() ? attention_mask : ones(input_ids.shape(), DType::i64));
+}
+
 Tensor BertForSequenceClassification::forward(const Tensor& input_ids, const Tensor& attention_mask,
                                               const Tensor& token_type_ids) {
-  const BertModelOutput out = bert->forward(input_ids, attention_mask, token_type_ids);
-  const Tensor features =
-      options_.pooling == BertPooling::cls
-          ? out.pooler_output
-          : mean_pool(out.last_hidden_state,
-                      attention_mask.defined() ? attention_mask : ones(input_ids.shape(), DType::i64));
-  return classifier->forward(dropout->forward(features));
+  return classifier->forward(dropout->forward(features(input_ids, attention_mask, token_type_ids)));
 }
 
 void BertForSequenceClassification::reset_parameters() {

@@ -123,6 +123,8 @@ class BertForSequenceClassification : public Module {
   // -> logits [N, num_labels]
   Tensor forward(const Tensor& input_ids, const Tensor& attention_mask, const Tensor& token_type_ids = Tensor());
   Tensor forward(const Tensor& input_ids) override { return forward(input_ids, Tensor()); }
+  // What the head reads: the pooled features [N, hidden] before dropout (for other heads, or caching).
+  Tensor features(const Tensor& input_ids, const Tensor& attention_mask, const Tensor& token_type_ids = Tensor());
 
   void reset_parameters() override;
   std::string extra_repr() const override;  // "num_labels=2, pooling=cls"

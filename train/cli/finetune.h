@@ -36,6 +36,7 @@ namespace graft::cli {
 struct FinetuneResult {
   train::Metrics test;         // accuracy, macro_f1, ..., loss on the test split (best weights)
   train::Metrics validation;   // the same on the validation split
+  train::Metrics baseline;     // forecaster runs: the persistence baseline's metrics on the test split
   int64_t train_examples = 0, validation_examples = 0, test_examples = 0;
   int64_t parameters = 0, trainable_parameters = 0;
   int64_t steps = 0;

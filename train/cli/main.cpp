@@ -51,8 +51,12 @@ std::vector<std::string> read_lines(const std::string& path) {
 int finetune(const std::string& config_path, const std::vector<std::string>& sets) {
   const cli::RunConfig config = load_config(config_path, sets);
   const cli::FinetuneResult r = cli::run_finetune(config, std::cout);
-  std::cout << "test_accuracy=" << r.test.at("accuracy") << " test_macro_f1=" << r.test.at("macro_f1")
-            << " run=" << config.output_dir << std::endl;
+  if (config.model.type == "gru_forecaster")
+    std::cout << "test_rmse=" << r.test.at("rmse") << " test_mae=" << r.test.at("mae")
+              << " baseline_rmse=" << r.baseline.at("rmse") << " run=" << config.output_dir << std::endl;
+  else
+    std::cout << "test_accuracy=" << r.test.at("accuracy") << " test_macro_f1=" << r.test.at("macro_f1")
+              << " run=" << config.output_dir << std::endl;
   return 0;
 }
 

@@ -1,6 +1,7 @@
 #include "train/cli/run_config.h"
 
 #include <limits>
+#include <set>
 
 #include "tensor/error.h"
 
@@ -20,36 +21,48 @@ std::optional<double> optional_number(ConfigReader& r, const std::string& key, d
 
 }  // namespace
 
+DataConfig read_data_config(ConfigReader& r, const ConfigDocument& document, const std::string& prefix,
+                            DataConfig d) {
+  d.path = r.string(prefix + ".path", d.path);
+  d.text_column = r.string(prefix + ".text_column", d.text_column);
+  d.text_pair_column = r.string(prefix + ".text_pair_column", d.text_pair_column);
+  d.label_column = r.string(prefix + ".label_column", d.label_column);
+  d.labels = r.strings(prefix + ".labels", d.labels);
+  d.split = r.numbers(prefix + ".split", d.split);
+  if (d.split.size() != 3 || d.split[0] <= 0 || d.split[1] <= 0 || d.split[2] <= 0)
+    throw FormatError(document.where(prefix + ".split") + ": expected three positive fractions [train, validation, test]");
+  d.stratified = r.boolean(prefix + ".stratified", d.stratified);
+  d.seed = static_cast<uint64_t>(r.integer(prefix + ".seed", static_cast<int64_t>(d.seed), 0));
+  d.max_examples = r.integer(prefix + ".max_examples", d.max_examples, 0);
+  return d;
+}
+
 RunConfig read_run_config(const ConfigDocument& document) {
   ConfigReader r(document);
   RunConfig c;
 
   ModelConfig& m = c.model;
-  m.type = r.choice("model.type", m.type, {"bert", "gru"});
+  m.type = r.choice("model.type", m.type, {"bert", "gru", "gru_forecaster"});
   m.path = r.string("model.path", m.path);
   m.pretrained = r.boolean("model.pretrained", m.pretrained);
   if (m.type == "bert") m.pooling = r.choice("model.pooling", m.pooling, {"cls", "mean"});
-  else m.pooling = r.choice("model.pooling", "last", {"last", "mean", "max", "attention"});
+  else if (m.type == "gru") m.pooling = r.choice("model.pooling", "last", {"last", "mean", "max", "attention"});
+  else m.pooling = r.choice("model.pooling", "last", {"last"});
   m.max_length = r.integer("model.max_length", m.max_length, 3, 512);
   m.dropout = optional_number(r, "model.dropout", 0.0, 0.99);
   m.gru_hidden = r.integer("model.gru_hidden", m.gru_hidden, 1, 1 << 16);
   m.gru_layers = r.integer("model.gru_layers", m.gru_layers, 1, 16);
   m.gru_bidirectional = r.boolean("model.gru_bidirectional", m.gru_bidirectional);
-  m.gru_embeddings = r.choice("model.gru_embeddings", m.gru_embeddings, {"bert", "random"});
+  m.gru_embeddings = r.choice("model.gru_embeddings", m.gru_embeddings, {"bert", "random", "file"});
   m.gru_embedding_dim = r.integer("model.gru_embedding_dim", m.gru_embedding_dim, 1, 1 << 16);
+  m.word_vectors = r.string("model.word_vectors", m.word_vectors);
+  m.word_vectors_oov = r.choice("model.word_vectors_oov", m.word_vectors_oov, {"zeros", "random_normal", "mean"});
+  m.freeze_embeddings = r.boolean("model.freeze_embeddings", m.freeze_embeddings);
+  if (m.type == "gru" && m.gru_embeddings == "file" && m.word_vectors.empty())
+    throw FormatError(document.where("model.word_vectors") + ": model.gru_embeddings is file; name the word-vector "
+                      "file (word2vec text or binary, GloVe text)");
 
-  DataConfig& d = c.data;
-  d.path = r.string("data.path", d.path);
-  d.text_column = r.string("data.text_column", d.text_column);
-  d.text_pair_column = r.string("data.text_pair_column", d.text_pair_column);
-  d.label_column = r.string("data.label_column", d.label_column);
-  d.labels = r.strings("data.labels", d.labels);
-  d.split = r.numbers("data.split", d.split);
-  if (d.split.size() != 3 || d.split[0] <= 0 || d.split[1] <= 0 || d.split[2] <= 0)
-    throw FormatError(document.where("data.split") + ": expected three positive fractions [train, validation, test]");
-  d.stratified = r.boolean("data.stratified", d.stratified);
-  d.seed = static_cast<uint64_t>(r.integer("data.seed", static_cast<int64_t>(d.seed), 0));
-  d.max_examples = r.integer("data.max_examples", d.max_examples, 0);
+  c.data = read_data_config(r, document, "data", c.data);
 
   StrategyConfig& s = c.strategy;
   s.type = r.choice("strategy.type", s.type, {"feature_extraction", "last_n", "full", "gradual_unfreezing"});
@@ -89,7 +102,8 @@ RunConfig read_run_config(const ConfigDocument& document) {
   }
   t.early_stopping_patience = r.integer("train.early_stopping_patience", t.early_stopping_patience, 0);
   t.restore_best = r.boolean("train.restore_best", t.restore_best);
-  t.metric_for_best = r.choice("train.metric_for_best", t.metric_for_best, {"accuracy", "macro_f1", "loss"});
+  if (m.type == "gru_forecaster") t.metric_for_best = r.choice("train.metric_for_best", "rmse", {"rmse", "mae", "mse", "loss"});
+  else t.metric_for_best = r.choice("train.metric_for_best", t.metric_for_best, {"accuracy", "macro_f1", "loss"});
   t.eval_every_steps = r.integer("train.eval_every_steps", t.eval_every_steps, 0);
   t.seed = static_cast<uint64_t>(r.integer("train.seed", static_cast<int64_t>(t.seed), 0));
   t.progress = r.boolean("train.progress", t.progress);
@@ -108,9 +122,60 @@ RunConfig read_run_config(const ConfigDocument& document) {
   a.delete_p = r.number("augment.delete", a.delete_p, 0.0, 1.0);
   a.seed = static_cast<uint64_t>(r.integer("augment.seed", static_cast<int64_t>(a.seed), 0));
 
+  c.task.name = r.string("task.name", c.task.name);
+  c.task.loss_weight = r.number("task.loss_weight", c.task.loss_weight, 0.0, kInf);
+  if (r.has("tasks") && !document.json()["tasks"].is_array())
+    throw FormatError(document.where("tasks") + ": expected an array of tasks ({name, loss_weight, data})");
+  const size_t n_tasks = r.has("tasks") ? document.json()["tasks"].size() : 0;
+  std::set<std::string> task_names{c.task.name};
+  for (size_t i = 0; i < n_tasks; ++i) {
+    const std::string key = "tasks." + std::to_string(i);
+    if (!document.json()["tasks"][i].is_object())
+      throw FormatError(document.where(key) + ": expected an object {name, loss_weight, data}");
+    TaskConfig task;
+    task.name = r.string(key + ".name", "");
+    if (task.name.empty() || task.name.find_first_of(". ") != std::string::npos)
+      throw FormatError(document.where(key + ".name") + ": each task needs a name without dots or spaces");
+    if (!task_names.insert(task.name).second)
+      throw FormatError(document.where(key + ".name") + ": task name \"" + task.name + "\" is used twice (task.name, tasks)");
+    task.loss_weight = r.number(key + ".loss_weight", task.loss_weight, 0.0, kInf);
+    task.data = read_data_config(r, document, key + ".data", DataConfig{});
+    c.tasks.push_back(std::move(task));
+  }
+
+  DomainAdaptationConfig& da = c.domain_adaptation;
+  da.enabled = r.boolean("domain_adaptation.enabled", da.enabled);
+  da.path = r.string("domain_adaptation.path", da.path);
+  da.text_column = r.string("domain_adaptation.text_column", da.text_column);
+  da.label_column = r.string("domain_adaptation.label_column", da.label_column);
+  da.loss_weight = r.number("domain_adaptation.loss_weight", da.loss_weight, 0.0, kInf);
+  da.lambda = r.number("domain_adaptation.lambda", da.lambda, 0.0, kInf);
+  da.lambda_schedule = r.choice("domain_adaptation.lambda_schedule", da.lambda_schedule, {"dann", "constant"});
+  da.max_examples = r.integer("domain_adaptation.max_examples", da.max_examples, 0);
+  if (da.enabled && da.path.empty())
+    throw FormatError(document.where("domain_adaptation.path") + ": domain adaptation needs the target domain's texts");
+
+  ForecastConfig& f = c.forecast;
+  f.column = r.string("forecast.column", f.column);
+  f.window = r.integer("forecast.window", f.window, 1, 1 << 20);
+  f.horizon = r.integer("forecast.horizon", f.horizon, 1, 1 << 16);
+  f.stride = r.integer("forecast.stride", f.stride, 1, 1 << 20);
+  f.normalize = r.choice("forecast.normalize", f.normalize, {"train", "window"});
+  f.init_from = r.string("forecast.init_from", f.init_from);
+
   c.output_dir = r.string("output_dir", c.output_dir);
   c.overwrite = r.boolean("overwrite", c.overwrite);
 
+  const bool text = c.model.type != "gru_forecaster";
+  if (!text && (n_tasks > 0 || da.enabled || c.lora.enabled || c.augment.copies > 0))
+    throw FormatError(document.where("model.type") + ": a gru_forecaster run has one series; tasks, domain_adaptation, "
+                      "lora and augment are for text models");
+  if (!text && c.strategy.type != "full" && c.strategy.type != "last_n" && c.strategy.type != "feature_extraction")
+    throw FormatError(document.where("strategy.type") + ": a gru_forecaster trains with full, last_n or "
+                      "feature_extraction (the head alone)");
+  if ((n_tasks > 0 || da.enabled) && c.strategy.type == "feature_extraction")
+    throw FormatError(document.where("strategy.type") + ": tasks and domain_adaptation train the shared encoder; "
+                      "feature_extraction freezes it");
   if (c.lora.enabled && c.model.type != "bert")
     throw FormatError(document.where("lora.enabled") + ": LoRA adapts a BERT model's Linear layers (model.type bert)");
   if (c.lora.enabled && c.strategy.type != "full")
@@ -123,6 +188,13 @@ RunConfig read_run_config(const ConfigDocument& document) {
 nlohmann::json to_json(const RunConfig& c) {
   using nlohmann::json;
   auto optional = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
+  auto data_json = [](const DataConfig& d) {
+    return json{{"path", d.path}, {"text_column", d.text_column}, {"text_pair_column", d.text_pair_column},
+                {"label_column", d.label_column}, {"labels", d.labels}, {"split", d.split},
+                {"stratified", d.stratified}, {"seed", d.seed}, {"max_examples", d.max_examples}};
+  };
+  json tasks = json::array();
+  for (const auto& t : c.tasks) tasks.push_back({{"name", t.name}, {"loss_weight", t.loss_weight}, {"data", data_json(t.data)}});
   json class_weights = c.train.class_weights == "values" ? json(c.train.class_weight_values) : json(c.train.class_weights);
   return json{
       {"model",
@@ -130,11 +202,9 @@ nlohmann::json to_json(const RunConfig& c) {
         {"pooling", c.model.pooling}, {"max_length", c.model.max_length}, {"dropout", optional(c.model.dropout)},
         {"gru_hidden", c.model.gru_hidden}, {"gru_layers", c.model.gru_layers},
         {"gru_bidirectional", c.model.gru_bidirectional}, {"gru_embeddings", c.model.gru_embeddings},
-        {"gru_embedding_dim", c.model.gru_embedding_dim}}},
-      {"data",
-       {{"path", c.data.path}, {"text_column", c.data.text_column}, {"text_pair_column", c.data.text_pair_column},
-        {"label_column", c.data.label_column}, {"labels", c.data.labels}, {"split", c.data.split},
-        {"stratified", c.data.stratified}, {"seed", c.data.seed}, {"max_examples", c.data.max_examples}}},
+        {"gru_embedding_dim", c.model.gru_embedding_dim}, {"word_vectors", c.model.word_vectors},
+        {"word_vectors_oov", c.model.word_vectors_oov}, {"freeze_embeddings", c.model.freeze_embeddings}}},
+      {"data", data_json(c.data)},
       {"strategy",
        {{"type", c.strategy.type}, {"last_n", c.strategy.last_n}, {"layer_lr_decay", c.strategy.layer_lr_decay},
         {"head_lr", optional(c.strategy.head_lr)}}},
@@ -156,6 +226,16 @@ nlohmann::json to_json(const RunConfig& c) {
       {"augment",
        {{"copies", c.augment.copies}, {"swap", c.augment.swap}, {"insert", c.augment.insert},
         {"delete", c.augment.delete_p}, {"seed", c.augment.seed}}},
+      {"task", {{"name", c.task.name}, {"loss_weight", c.task.loss_weight}}},
+      {"tasks", tasks},
+      {"domain_adaptation",
+       {{"enabled", c.domain_adaptation.enabled}, {"path", c.domain_adaptation.path},
+        {"text_column", c.domain_adaptation.text_column}, {"label_column", c.domain_adaptation.label_column},
+        {"loss_weight", c.domain_adaptation.loss_weight}, {"lambda", c.domain_adaptation.lambda},
+        {"lambda_schedule", c.domain_adaptation.lambda_schedule}, {"max_examples", c.domain_adaptation.max_examples}}},
+      {"forecast",
+       {{"column", c.forecast.column}, {"window", c.forecast.window}, {"horizon", c.forecast.horizon},
+        {"stride", c.forecast.stride}, {"normalize", c.forecast.normalize}, {"init_from", c.forecast.init_from}}},
       {"output_dir", c.output_dir},
       {"overwrite", c.overwrite},
   };

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <istream>
@@ -290,7 +291,49 @@ std::string Table::where(int64_t row) const {
   return name + " row " + std::to_string(row);
 }
 
+namespace {
+
+// Length of the valid UTF-8 sequence at text[i], or 0 (RFC 3629: no overlongs, no surrogates,
+// nothing above U+10FFFF).
+size_t utf8_sequence(std::string_view text, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = byte(i);
+  if (c < 0x80) return 1;
+  size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  else if (c >= 0xE0 && c <= 0xEF) n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+  else if (c >= 0xF0 && c <= 0xF4) n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+  else return 0;
+  if (i + n > text.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k)
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+  return n;
+}
+
+// Text files must be UTF-8: a Latin-1 or cp1252 byte would otherwise reach the tokenizer as a
+// broken character. The first bad byte is named with its line and column.
+void check_utf8(std::string_view text, const std::string& source) {
+  int64_t line = 1;
+  size_t line_start = 0;
+  for (size_t i = 0; i < text.size();) {
+    if (text[i] == '\n') line_start = i + 1, ++line;
+    const size_t n = utf8_sequence(text, i);
+    if (n == 0) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(text[i])));
+      throw FormatError("read_table: " + source + " line " + std::to_string(line) + ", column " +
+                        std::to_string(i - line_start + 1) + ": not valid UTF-8 (byte " + hex +
+                        "); convert the file to UTF-8 (e.g. iconv -f cp1252 -t utf-8)");
+    }
+    i += n;
+  }
+}
+
+}  // namespace
+
 Table parse_table(std::string_view text, const ReadOptions& options, const std::string& source) {
+  check_utf8(text, source);
   switch (resolve_format(options.format, source)) {
     case TableFormat::csv: return parse_delimited(text, ',', options, source);
     case TableFormat::tsv: return parse_delimited(text, '\t', options, source);

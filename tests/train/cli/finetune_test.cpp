@@ -6,7 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <regex>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "nn/models/bert.h"
 #include "nn/safetensors.h"
@@ -21,6 +24,9 @@ namespace {
 const std::vector<std::string> kPositive = {"good", "great", "fine", "lovely", "superb"};
 const std::vector<std::string> kNegative = {"bad", "awful", "poor", "dull", "boring"};
 const std::vector<std::string> kFiller = {"the", "film", "was", "a", "plot", "and"};
+// The words of a second domain (DANN's target), among the same sentiment words: not in the
+// vocabulary, so the target's texts hold [UNK] where the source's hold film words.
+const std::vector<std::string> kTargetFiller = {"book", "chapter", "novel", "story"};
 
 // A 2-layer BERT (hidden 16) with random weights, and a 120-row CSV whose label is which word
 // family the text holds.
@@ -58,6 +64,16 @@ class FinetuneTest : public ::testing::Test {
           << family[static_cast<size_t>(pick[0])] << " " << kFiller[static_cast<size_t>(pick[1])] << " "
           << family[static_cast<size_t>(pick[2])] << "\n";
     }
+  }
+
+  // Rows "<label>,<text>" of a CSV with header `header`.
+  std::filesystem::path write_csv(const std::string& name, const std::string& header,
+                                  const std::vector<std::pair<std::string, std::string>>& rows) {
+    const std::filesystem::path path = dir_.path() / name;
+    std::ofstream csv(path);
+    csv << header << "\n";
+    for (const auto& [label, text] : rows) csv << label << "," << text << "\n";
+    return path;
   }
 
   RunConfig config(const std::string& name, const std::string& json = "{}") {
@@ -198,6 +214,132 @@ TEST_F(FinetuneTest, BadDataIsAnErrorNamingTheFileAndField) {
     FAIL() << "no error";
   } catch (const ValueError& e) {
     EXPECT_NE(std::string(e.what()).find("\"meh\""), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(FinetuneTest, TheLogRecordsTrainingAccuracyPerStep) {
+  run(config("log", R"({"train": {"epochs": 1}})"));
+  std::ifstream in(dir_.path() / "log" / "log.jsonl");
+  int64_t steps = 0;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json record = nlohmann::json::parse(line);
+    if (record["event"] != "step") continue;
+    ++steps;
+    ASSERT_TRUE(record.contains("train_accuracy")) << line;
+    EXPECT_GE(record["train_accuracy"].get<double>(), 0.0);
+    EXPECT_LE(record["train_accuracy"].get<double>(), 1.0);
+  }
+  EXPECT_EQ(steps, 3);  // 96 training rows in batches of 32
+}
+
+TEST_F(FinetuneTest, MultiTaskTrainsOneEncoderWithAHeadPerTask) {
+  // A second task on other rows: is the text about a "film" or a "plot"?
+  std::vector<std::pair<std::string, std::string>> rows;
+  Generator g(5);
+  for (int i = 0; i < 80; ++i) {
+    const bool film = i % 2 == 0;
+    const std::vector<int64_t> pick = randint(0, 5, {2}, {DType::i64}, &g).to_vector<int64_t>();
+    rows.emplace_back(film ? "film" : "plot", std::string("the ") + (film ? "film " : "plot ") +
+                                                  kPositive[static_cast<size_t>(pick[0])] + " " +
+                                                  kNegative[static_cast<size_t>(pick[1])]);
+  }
+  const auto topic = write_csv("topic.csv", "topic,text", rows);
+  const std::string tasks = R"({"task": {"name": "sentiment"}, "train": {"epochs": 6},
+      "tasks": [{"name": "topic", "loss_weight": WEIGHT, "data": {"path": ")" + topic.string() +
+                            R"(", "label_column": "topic", "labels": ["film", "plot"]}}]})";
+  auto with_weight = [&](const std::string& w) { return std::regex_replace(tasks, std::regex("WEIGHT"), w); };
+  const FinetuneResult r = run(config("multi", with_weight("1.0")));
+  EXPECT_NE(log_.find("task topic: 64 train, 8 validation, 8 test"), std::string::npos) << log_;
+  EXPECT_GE(r.test.at("sentiment.accuracy"), 0.9) << log_;
+  EXPECT_GE(r.test.at("topic.accuracy"), 0.9) << log_;
+  EXPECT_DOUBLE_EQ(r.test.at("accuracy"), (r.test.at("sentiment.accuracy") + r.test.at("topic.accuracy")) / 2);
+  EXPECT_EQ(r.trainable_parameters, r.parameters);
+  const nn::SafetensorsFile saved = nn::SafetensorsFile::open(dir_.path() / "multi" / "model.safetensors");
+  EXPECT_TRUE(saved.contains("task_heads.topic.1.weight"));
+  EXPECT_TRUE(saved.contains("classifier.weight"));  // the primary head keeps its name
+  // A finished multi-task run loads back (every head) and predicts with the primary head.
+  const TrainedRun trained(dir_.path() / "multi");
+  EXPECT_EQ(trained.predict({"the great film superb"})[0].label, "pos");
+  // A task whose loss weight is 0 gets no gradient: without weight decay its head stays as
+  // initialised however long the run, while the primary head trains.
+  auto unweighted = [&](const std::string& name, int epochs) {
+    RunConfig c = config(name, with_weight("0.0"));
+    c.train.epochs = epochs;
+    c.optim.weight_decay = 0;
+    run(c);
+    return nn::SafetensorsFile::open(dir_.path() / name / "model.safetensors");
+  };
+  const nn::SafetensorsFile short_run = unweighted("w0_short", 1), long_run = unweighted("w0_long", 4);
+  EXPECT_EQ(short_run.load("task_heads.topic.1.weight").to_vector<float>(),
+            long_run.load("task_heads.topic.1.weight").to_vector<float>());
+  EXPECT_NE(short_run.load("classifier.weight").to_vector<float>(), long_run.load("classifier.weight").to_vector<float>());
+}
+
+TEST_F(FinetuneTest, DomainAdversarialTrainingHidesTheDomainFromTheDomainClassifier) {
+  // Target domain: the same sentiment words among book words instead of film words; its labels are
+  // only evaluated.
+  std::vector<std::pair<std::string, std::string>> rows;
+  Generator g(9);
+  for (int i = 0; i < 100; ++i) {
+    const bool positive = i % 2 == 0;
+    const auto& family = positive ? kPositive : kNegative;
+    const std::vector<int64_t> pick = randint(0, 4, {3}, {DType::i64}, &g).to_vector<int64_t>();
+    rows.emplace_back(positive ? "pos" : "neg", kTargetFiller[static_cast<size_t>(pick[0])] + " " +
+                                                    family[static_cast<size_t>(pick[1])] + " " +
+                                                    kTargetFiller[static_cast<size_t>(pick[2])]);
+  }
+  const auto target = write_csv("books.csv", "sentiment,text", rows);
+  auto dann = [&](const std::string& name, double lambda) {
+    return run(config(name, R"({"train": {"epochs": 10}, "optim": {"lr": 1e-3}, "strategy": {"head_lr": 1e-2}, "domain_adaptation": {"enabled": true, "path": ")" +
+                                target.string() + R"(", "label_column": "sentiment", "lambda": )" +
+                                std::to_string(lambda) + R"(, "lambda_schedule": "constant"}})"));
+  };
+  // lambda 0: the domain classifier learns, but its gradient never reaches the encoder. The
+  // encoder trains at a tenth of the heads' lr, so what it keeps of the domain is up to DANN.
+  const FinetuneResult plain = dann("no_reversal", 0.0);
+  EXPECT_NE(log_.find("domain classifier behind gradient reversal"), std::string::npos) << log_;
+  EXPECT_NE(log_.find("80 train (unlabelled), 10 validation, 10 test"), std::string::npos) << log_;
+  const FinetuneResult adversarial = dann("dann", 1.0);
+  for (const auto* r : {&plain, &adversarial}) {
+    EXPECT_TRUE(r->test.count("domain.accuracy"));
+    EXPECT_TRUE(r->test.count("target.accuracy"));
+    EXPECT_GE(r->test.at("accuracy"), 0.9) << log_;  // the source task is still learnt
+  }
+  EXPECT_GE(plain.test.at("domain.accuracy"), 0.75) << log_;  // the domains are easy to tell apart
+  EXPECT_LT(adversarial.test.at("domain.accuracy"), plain.test.at("domain.accuracy") - 0.1)
+      << "plain " << plain.test.at("domain.accuracy") << ", adversarial " << adversarial.test.at("domain.accuracy");
+}
+
+TEST_F(FinetuneTest, AGruReadsPretrainedWordVectorsFromAFile) {
+  // GloVe text for some of the vocabulary, dim 4.
+  const std::filesystem::path vectors = dir_.path() / "vectors.txt";
+  {
+    std::ofstream out(vectors);
+    out << "good 1 0 0 0\nbad -1 0 0 0\nfilm 0 1 0 0\ngreat 0.9 0.1 0 0\n";
+  }
+  const FinetuneResult r = run(config("gru_vectors", R"({"model": {"type": "gru", "gru_embeddings": "file",
+      "word_vectors": ")" + vectors.string() + R"(", "word_vectors_oov": "zeros", "freeze_embeddings": true,
+      "gru_hidden": 8}, "train": {"epochs": 2}})"));
+  EXPECT_NE(log_.find("word vectors: " + vectors.string() + " (4 words, dim 4): found 4"), std::string::npos) << log_;
+  const Tensor table = nn::SafetensorsFile::open(dir_.path() / "gru_vectors" / "model.safetensors").load("embedding.weight");
+  EXPECT_EQ(table.shape(), (Shape{21, 4}));
+  const std::vector<float> rows = table.to_vector<float>();
+  EXPECT_EQ(std::vector<float>(rows.begin() + 5 * 4, rows.begin() + 6 * 4), (std::vector<float>{1, 0, 0, 0}));  // good
+  EXPECT_EQ(std::vector<float>(rows.begin() + 10 * 4, rows.begin() + 11 * 4), (std::vector<float>{-1, 0, 0, 0}));  // bad
+  EXPECT_EQ(std::vector<float>(rows.begin() + 7 * 4, rows.begin() + 8 * 4), (std::vector<float>{0, 0, 0, 0}));  // fine: OOV
+  EXPECT_EQ(r.parameters - r.trainable_parameters, 21 * 4);  // the table is frozen
+}
+
+TEST_F(FinetuneTest, ANonUtf8LineIsAnErrorNamingFileAndLine) {
+  const auto bad = write_csv("latin1.csv", "sentiment,text", {{"pos", "good film"}, {"neg", "caf\xe9 bad"}});
+  RunConfig c = config("latin1");
+  c.data.path = bad.string();
+  try {
+    run(c);
+    FAIL() << "no error";
+  } catch (const FormatError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("latin1.csv line 3, column 8: not valid UTF-8 (byte 0xE9)"), std::string::npos) << what;
   }
 }
 
