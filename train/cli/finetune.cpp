@@ -26,16 +26,15 @@
 #include "tensor/random.h"
 #include "train/cli/forecast.h"
 #include "train/cli/multitask.h"
+#include "train/cli/optimization.h"
 #include "train/data/augment.h"
 #include "train/data/collate.h"
 #include "train/data/reader.h"
 #include "train/data/split.h"
 #include "train/data/word_vectors.h"
 #include "train/data/wordpiece.h"
-#include "train/optim/adam.h"
-#include "train/optim/param_groups.h"
 #include "train/optim/scheduler.h"
-#include "train/optim/sgd.h"
+#include "train/distributed/process_group.h"
 #include "train/trainer.h"
 
 namespace graft::cli {
@@ -349,50 +348,6 @@ Model prepare_model(const RunConfig& config, const data::BertTokenizer& tokenize
 
 // ---- optimisation ----
 
-std::unique_ptr<optim::Optimizer> make_optimizer(const RunConfig& config, const Model& model,
-                                                 const std::set<const TensorImpl*>& trainable) {
-  // Groups by (depth, decay / no decay), deepest first, so lr and weight decay can differ per group.
-  std::map<std::pair<int64_t, bool>, optim::ParamGroup> groups;
-  for (const auto& [name, p] : model.module->named_parameters()) {
-    if (!trainable.count(p.impl())) continue;
-    const int64_t depth = model.depth(name);
-    const bool decay = !optim::is_no_decay_name(name) && p.dim() > 1;
-    optim::ParamGroup& g = groups[{-depth, decay}];
-    if (g.params.empty()) {
-      g.name = "depth" + std::to_string(depth) + (decay ? ".decay" : ".no_decay");
-      const double base = depth == 0 ? config.strategy.head_lr.value_or(config.optim.lr) : config.optim.lr;
-      g.lr = base * std::pow(config.strategy.layer_lr_decay, static_cast<double>(depth));
-      g.weight_decay = decay ? config.optim.weight_decay : 0.0;
-      g.l1 = decay ? config.optim.l1 : 0.0;
-      g.beta1 = config.optim.beta1, g.beta2 = config.optim.beta2, g.eps = config.optim.eps;
-      g.momentum = config.optim.momentum;
-    }
-    g.params.push_back(p);
-    g.param_names.push_back(name);
-  }
-  std::vector<optim::ParamGroup> list;
-  for (auto& [key, g] : groups) list.push_back(std::move(g));
-  if (list.empty()) throw ValueError("finetune: nothing to train (every parameter is frozen)");
-  if (config.optim.name == "adamw") return std::make_unique<optim::AdamW>(std::move(list));
-  if (config.optim.name == "adam") return std::make_unique<optim::Adam>(std::move(list));
-  return std::make_unique<optim::SGD>(std::move(list));
-}
-
-std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& config, optim::Optimizer& optimizer,
-                                                   int64_t total_steps) {
-  const auto warmup = static_cast<int64_t>(std::llround(config.warmup_ratio * static_cast<double>(total_steps)));
-  if (config.type == "linear") return std::make_unique<optim::LinearWithWarmupLR>(optimizer, warmup, total_steps);
-  if (config.type == "cosine") return std::make_unique<optim::CosineWithWarmupLR>(optimizer, warmup, total_steps);
-  if (config.type == "constant") return std::make_unique<optim::ConstantLR>(optimizer, warmup);
-  if (config.type == "slanted_triangular")
-    return std::make_unique<optim::SlantedTriangularLR>(optimizer, total_steps,
-                                                        config.warmup_ratio > 0 ? config.warmup_ratio : 0.1);
-  optim::OneCycleOptions options;
-  options.total_steps = total_steps + 1;  // the scheduler also steps after the last optimizer step
-  if (config.warmup_ratio > 0) options.pct_start = config.warmup_ratio;
-  return std::make_unique<optim::OneCycleLR>(optimizer, options);
-}
-
 Tensor class_weights(const TrainConfig& config, const std::vector<int64_t>& train_labels, int64_t num_labels) {
   if (config.class_weights == "none") return Tensor();
   std::vector<float> w(static_cast<size_t>(num_labels));
@@ -635,7 +590,8 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
   const int64_t batches = (train_size + config.train.batch_size - 1) / config.train.batch_size;
   const int64_t steps_per_epoch = (batches + config.train.accumulation_steps - 1) / config.train.accumulation_steps;
   const int64_t total_steps = config.train.max_steps > 0 ? config.train.max_steps : config.train.epochs * steps_per_epoch;
-  std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(config, model, trainable);
+  std::unique_ptr<optim::Optimizer> optimizer =
+      make_optimizer(config, *model.module, [&](const std::string& name) { return model.depth(name); }, trainable);
   std::unique_ptr<optim::LRScheduler> scheduler = make_scheduler(config.schedule, *optimizer, total_steps);
 
   train::TrainerOptions options;
@@ -657,6 +613,11 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
   options.output_dir = out;
   options.overwrite_output_dir = config.overwrite;
   options.progress = config.train.progress;
+  // Under mpirun / srun with several processes: data-parallel training over them (batch_size per
+  // process); only rank 0 writes the run's files.
+  if (train::distributed::ProcessGroup::launched_with_several_processes())
+    options.process_group = train::distributed::ProcessGroup::create();
+  const bool main_rank = !options.process_group || options.process_group->is_main();
   if (model.multi) options.evaluate = [&] { return evaluate_heads(false); };
   train::Trainer trainer(*trained, *optimizer, scheduler.get(), forward, options);
   if (strategy == "gradual_unfreezing" && !config.lora.enabled)
@@ -688,10 +649,13 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
   result.steps = fit.state.global_step;
   result.stopped_early = fit.stopped_early;
 
-  nn::save_weights(*model.module, out / "model.safetensors");  // adapters included, under their names
-  if (config.lora.enabled) nn::save_lora(*model.module, out / "adapter.safetensors");
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  nn::write_file_atomic(out / "results.json", result.to_json().dump(2) + "\n");
+  if (main_rank) {
+    nn::save_weights(*model.module, out / "model.safetensors");  // adapters included, under their names
+    if (config.lora.enabled) nn::save_lora(*model.module, out / "adapter.safetensors");
+    nn::write_file_atomic(out / "results.json", result.to_json().dump(2) + "\n");
+  }
+  if (options.process_group) options.process_group->barrier();  // the files are there for every rank
   log << "test: accuracy " << result.test.at("accuracy") << ", macro_f1 " << result.test.at("macro_f1") << " ("
       << result.test_examples << " examples; " << result.trainable_parameters << " of " << result.parameters
       << " parameters trained; " << result.seconds << " s)\n";
@@ -708,8 +672,12 @@ std::string describe_run(const RunConfig& config) {
   if (config.model.type == "gru_forecaster") return describe_forecast(config);
   std::ostringstream log;
   const data::BertTokenizer tokenizer = data::BertTokenizer::from_pretrained(config.model.path);
-  // Label counts from the config (data.labels); a data set that lists none is shown with 2.
-  auto count = [](const DataConfig& d) { return d.labels.empty() ? int64_t{2} : static_cast<int64_t>(d.labels.size()); };
+  // Label counts from the config (data.labels), or from the data file when it lists none.
+  auto count = [](const DataConfig& d) {
+    if (!d.labels.empty()) return static_cast<int64_t>(d.labels.size());
+    const data::Table table = data::read_table(d.path);
+    return data::LabelVocab::from_examples(data::to_examples(table, {d.text_column, d.text_pair_column, d.label_column})).size();
+  };
   ExtraHeads extra;
   for (const TaskConfig& task : config.tasks) extra.tasks.emplace_back(task.name, count(task.data));
   extra.domain_classifier = config.domain_adaptation.enabled;
@@ -724,8 +692,7 @@ std::string describe_run(const RunConfig& config) {
   }
   out << "strategy " << config.strategy.type << (config.lora.enabled ? " + LoRA" : "") << ": layer groups\n";
   for (const auto& [depth, counts] : per_depth) {
-    const double lr = (depth == 0 ? config.strategy.head_lr.value_or(config.optim.lr) : config.optim.lr) *
-                      std::pow(config.strategy.layer_lr_decay, static_cast<double>(depth));
+    const double lr = group_lr(config, depth);
     out << "  depth " << depth << (depth == 0 ? " (head)" : "") << ": " << counts.first << " parameters, "
         << counts.second << " trainable, lr " << lr << "\n";
   }

@@ -1,0 +1,62 @@
+#include "train/cli/optimization.h"
+
+#include <cmath>
+#include <map>
+#include <vector>
+
+#include "tensor/error.h"
+#include "train/optim/adam.h"
+#include "train/optim/param_groups.h"
+#include "train/optim/sgd.h"
+
+namespace graft::cli {
+
+double group_lr(const RunConfig& config, int64_t depth) {
+  const double base = depth == 0 ? config.strategy.head_lr.value_or(config.optim.lr) : config.optim.lr;
+  return base * std::pow(config.strategy.layer_lr_decay, static_cast<double>(depth));
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const RunConfig& config, nn::Module& module,
+                                                 const std::function<int64_t(const std::string&)>& depth,
+                                                 const std::set<const TensorImpl*>& trainable) {
+  std::map<std::pair<int64_t, bool>, optim::ParamGroup> groups;  // keyed by (-depth, decay): deepest first
+  for (const auto& [name, p] : module.named_parameters()) {
+    if (!trainable.count(p.impl())) continue;
+    const int64_t d = depth(name);
+    const bool decay = !optim::is_no_decay_name(name) && p.dim() > 1;
+    optim::ParamGroup& g = groups[{-d, decay}];
+    if (g.params.empty()) {
+      g.name = "depth" + std::to_string(d) + (decay ? ".decay" : ".no_decay");
+      g.lr = group_lr(config, d);
+      g.weight_decay = decay ? config.optim.weight_decay : 0.0;
+      g.l1 = decay ? config.optim.l1 : 0.0;
+      g.beta1 = config.optim.beta1, g.beta2 = config.optim.beta2, g.eps = config.optim.eps;
+      g.momentum = config.optim.momentum;
+    }
+    g.params.push_back(p);
+    g.param_names.push_back(name);
+  }
+  std::vector<optim::ParamGroup> list;
+  for (auto& [key, g] : groups) list.push_back(std::move(g));
+  if (list.empty()) throw ValueError("finetune: nothing to train (every parameter is frozen)");
+  if (config.optim.name == "adamw") return std::make_unique<optim::AdamW>(std::move(list));
+  if (config.optim.name == "adam") return std::make_unique<optim::Adam>(std::move(list));
+  return std::make_unique<optim::SGD>(std::move(list));
+}
+
+std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& config, optim::Optimizer& optimizer,
+                                                   int64_t total_steps) {
+  const auto warmup = static_cast<int64_t>(std::llround(config.warmup_ratio * static_cast<double>(total_steps)));
+  if (config.type == "linear") return std::make_unique<optim::LinearWithWarmupLR>(optimizer, warmup, total_steps);
+  if (config.type == "cosine") return std::make_unique<optim::CosineWithWarmupLR>(optimizer, warmup, total_steps);
+  if (config.type == "constant") return std::make_unique<optim::ConstantLR>(optimizer, warmup);
+  if (config.type == "slanted_triangular")
+    return std::make_unique<optim::SlantedTriangularLR>(optimizer, total_steps,
+                                                        config.warmup_ratio > 0 ? config.warmup_ratio : 0.1);
+  optim::OneCycleOptions options;
+  options.total_steps = total_steps + 1;  // the scheduler also steps after the last optimizer step
+  if (config.warmup_ratio > 0) options.pct_start = config.warmup_ratio;
+  return std::make_unique<optim::OneCycleLR>(optimizer, options);
+}
+
+}  // namespace graft::cli

@@ -1,0 +1,33 @@
+// The optimizer and schedule of a `graft finetune` run, shared by text and forecaster runs.
+// Parameters are grouped by (layer depth, decay or not): depth 0 is the head and gets
+// strategy.head_lr (default optim.lr); depth k gets lr * strategy.layer_lr_decay^k (discriminative
+// learning rates); biases, LayerNorm weights and other 1-D tensors form the no-decay groups.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "nn/module.h"
+#include "train/cli/run_config.h"
+#include "train/optim/optimizer.h"
+#include "train/optim/scheduler.h"
+
+namespace graft::cli {
+
+// The lr of the layer group at `depth`.
+double group_lr(const RunConfig& config, int64_t depth);
+
+// One group per (depth, decay) over the parameters of `module` in `trainable`, deepest first.
+// ValueError when nothing is trainable.
+std::unique_ptr<optim::Optimizer> make_optimizer(const RunConfig& config, nn::Module& module,
+                                                 const std::function<int64_t(const std::string&)>& depth,
+                                                 const std::set<const TensorImpl*>& trainable);
+
+// schedule.type over total_steps optimizer steps, with schedule.warmup_ratio of them warming up.
+std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& config, optim::Optimizer& optimizer,
+                                                   int64_t total_steps);
+
+}  // namespace graft::cli
