@@ -346,27 +346,6 @@ Model prepare_model(const RunConfig& config, const data::BertTokenizer& tokenize
   return model;
 }
 
-// ---- optimisation ----
-
-Tensor class_weights(const TrainConfig& config, const std::vector<int64_t>& train_labels, int64_t num_labels) {
-  if (config.class_weights == "none") return Tensor();
-  std::vector<float> w(static_cast<size_t>(num_labels));
-  if (config.class_weights == "values") {
-    if (static_cast<int64_t>(config.class_weight_values.size()) != num_labels)
-      throw ValueError("train.class_weights: " + std::to_string(config.class_weight_values.size()) +
-                       " weights for " + std::to_string(num_labels) + " labels");
-    for (size_t c = 0; c < w.size(); ++c) w[c] = static_cast<float>(config.class_weight_values[c]);
-  } else {  // balanced, as scikit-learn: n / (C * n_c)
-    std::vector<int64_t> count(static_cast<size_t>(num_labels), 0);
-    for (int64_t y : train_labels) ++count[static_cast<size_t>(y)];
-    for (size_t c = 0; c < w.size(); ++c) {
-      if (count[c] == 0) throw ValueError("train.class_weights balanced: label " + std::to_string(c) + " has no training example");
-      w[c] = static_cast<float>(static_cast<double>(train_labels.size()) / (static_cast<double>(num_labels) * count[c]));
-    }
-  }
-  return from_vector<float>(w, {num_labels});
-}
-
 // ULMFiT's gradual unfreezing: at the start of epoch e, the layer groups down to depth e train.
 class GradualUnfreezing : public train::Callback {
  public:
@@ -613,10 +592,17 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
   options.output_dir = out;
   options.overwrite_output_dir = config.overwrite;
   options.progress = config.train.progress;
-  // Under mpirun / srun with several processes: data-parallel training over them (batch_size per
-  // process); only rank 0 writes the run's files.
-  if (train::distributed::ProcessGroup::launched_with_several_processes())
+  // Under mpirun / srun with several processes: data-parallel training over them; train.batch_size
+  // stays the global batch (the same steps and schedule as one process), split over the processes.
+  // Only rank 0 writes the run's files.
+  if (train::distributed::ProcessGroup::launched_with_several_processes()) {
     options.process_group = train::distributed::ProcessGroup::create();
+    const int world = options.process_group->world_size();
+    if (config.train.batch_size % world != 0)
+      throw ValueError("train.batch_size (" + std::to_string(config.train.batch_size) + ") must be a multiple of the " +
+                       std::to_string(world) + " processes it is split over");
+    options.batch_size = config.train.batch_size / world;
+  }
   const bool main_rank = !options.process_group || options.process_group->is_main();
   if (model.multi) options.evaluate = [&] { return evaluate_heads(false); };
   train::Trainer trainer(*trained, *optimizer, scheduler.get(), forward, options);
@@ -690,6 +676,13 @@ std::string describe_run(const RunConfig& config) {
     all += p.numel();
     if (model.trainable.count(p.impl())) trained += p.numel();
   }
+  // What model.dropout set: every Dropout module's p, counted.
+  std::map<std::string, int64_t> dropouts;
+  for (const auto& [name, module] : model.module->named_modules())
+    if (module->type_name() == "Dropout") ++dropouts[module->extra_repr()];
+  out << "dropout:";
+  for (const auto& [p, n] : dropouts) out << " " << n << " x Dropout(" << p << ")";
+  out << "\n";
   out << "strategy " << config.strategy.type << (config.lora.enabled ? " + LoRA" : "") << ": layer groups\n";
   for (const auto& [depth, counts] : per_depth) {
     const double lr = group_lr(config, depth);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "tensor/error.h"
+#include "tensor/factory.h"
 #include "train/optim/adam.h"
 #include "train/optim/param_groups.h"
 #include "train/optim/sgd.h"
@@ -57,6 +58,25 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& config,
   options.total_steps = total_steps + 1;  // the scheduler also steps after the last optimizer step
   if (config.warmup_ratio > 0) options.pct_start = config.warmup_ratio;
   return std::make_unique<optim::OneCycleLR>(optimizer, options);
+}
+
+Tensor class_weights(const TrainConfig& config, const std::vector<int64_t>& train_labels, int64_t num_labels) {
+  if (config.class_weights == "none") return Tensor();
+  std::vector<float> w(static_cast<size_t>(num_labels));
+  if (config.class_weights == "values") {
+    if (static_cast<int64_t>(config.class_weight_values.size()) != num_labels)
+      throw ValueError("train.class_weights: " + std::to_string(config.class_weight_values.size()) +
+                       " weights for " + std::to_string(num_labels) + " labels");
+    for (size_t c = 0; c < w.size(); ++c) w[c] = static_cast<float>(config.class_weight_values[c]);
+  } else {  // balanced, as scikit-learn: n / (C * n_c)
+    std::vector<int64_t> count(static_cast<size_t>(num_labels), 0);
+    for (int64_t y : train_labels) ++count[static_cast<size_t>(y)];
+    for (size_t c = 0; c < w.size(); ++c) {
+      if (count[c] == 0) throw ValueError("train.class_weights balanced: label " + std::to_string(c) + " has no training example");
+      w[c] = static_cast<float>(static_cast<double>(train_labels.size()) / (static_cast<double>(num_labels) * count[c]));
+    }
+  }
+  return from_vector<float>(w, {num_labels});
 }
 
 }  // namespace graft::cli

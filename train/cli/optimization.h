@@ -1,4 +1,5 @@
-// The optimizer and schedule of a `graft finetune` run, shared by text and forecaster runs.
+// The optimizer, schedule and class weights of a `graft finetune` run, shared by text and
+// forecaster runs.
 // Parameters are grouped by (layer depth, decay or not): depth 0 is the head and gets
 // strategy.head_lr (default optim.lr); depth k gets lr * strategy.layer_lr_decay^k (discriminative
 // learning rates); biases, LayerNorm weights and other 1-D tensors form the no-decay groups.
@@ -9,6 +10,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "nn/module.h"
 #include "train/cli/run_config.h"
@@ -29,5 +31,10 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const RunConfig& config, nn::Mo
 // schedule.type over total_steps optimizer steps, with schedule.warmup_ratio of them warming up.
 std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& config, optim::Optimizer& optimizer,
                                                    int64_t total_steps);
+
+// train.class_weights as the loss's per-class weights [num_labels] (undefined for "none"):
+// "balanced" is scikit-learn's n / (C * n_c) over the training labels; a list is taken as given.
+// ValueError for a list of the wrong length or a class without training examples under balanced.
+Tensor class_weights(const TrainConfig& config, const std::vector<int64_t>& train_labels, int64_t num_labels);
 
 }  // namespace graft::cli

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -341,6 +342,49 @@ TEST_F(FinetuneTest, ANonUtf8LineIsAnErrorNamingFileAndLine) {
     const std::string what = e.what();
     EXPECT_NE(what.find("latin1.csv line 3, column 8: not valid UTF-8 (byte 0xE9)"), std::string::npos) << what;
   }
+}
+
+TEST_F(FinetuneTest, LabelSmoothingKeepsTheModelFromCertainty) {
+  // With smoothing e over 2 classes the best the model can do is put 1 - e/2 on the right class.
+  const std::string gru = R"("model": {"type": "gru", "gru_embeddings": "random", "gru_embedding_dim": 8, "gru_hidden": 8},
+      "optim": {"lr": 1e-2}, "schedule": {"type": "constant", "warmup_ratio": 0})";
+  run(config("sharp", "{" + gru + R"(, "train": {"epochs": 20}})"));
+  run(config("smooth", "{" + gru + R"(, "train": {"epochs": 20, "label_smoothing": 0.4}})"));
+  const std::vector<std::string> texts = {"the great film superb", "a awful plot dull", "good fine lovely"};
+  auto most_certain = [&](const std::string& name) {
+    double best = 0;
+    for (const auto& p : TrainedRun(dir_.path() / name).predict(texts))
+      best = std::max(best, *std::max_element(p.probabilities.begin(), p.probabilities.end()));
+    return best;
+  };
+  EXPECT_GT(most_certain("sharp"), 0.9);
+  EXPECT_LT(most_certain("smooth"), 0.85);
+}
+
+TEST_F(FinetuneTest, DropoutOverrideReachesEveryDropout) {
+  const std::string info = describe_run(config("info", R"({"model": {"dropout": 0.3}})"));
+  // Embeddings, 2 per layer (attention output, output), the head's: all at 0.3 instead of the
+  // tiny config's 0.0.
+  EXPECT_NE(info.find("dropout: 6 x Dropout(p=0.3)\n"), std::string::npos) << info;
+}
+
+TEST_F(FinetuneTest, EarlyStoppingStopsAndRestoresTheBestWeights) {
+  // lr 1: training diverges after the first epochs; patience 1 stops it and the best epoch's
+  // weights are the ones saved.
+  const FinetuneResult r = run(config("early", R"({"optim": {"lr": 1.0}, "schedule": {"type": "constant", "warmup_ratio": 0},
+      "train": {"epochs": 20, "early_stopping_patience": 1}})"));
+  EXPECT_TRUE(r.stopped_early) << log_;
+  EXPECT_LT(r.steps, 20 * 3);
+  std::ifstream in(dir_.path() / "early" / "log.jsonl");
+  double best = 0;
+  bool restored = false;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json record = nlohmann::json::parse(line);
+    if (record["event"] == "eval") best = std::max(best, record["accuracy"].get<double>());
+    if (record["event"] == "restore_best") restored = true;
+  }
+  EXPECT_TRUE(restored);
+  EXPECT_DOUBLE_EQ(r.validation.at("accuracy"), best);
 }
 
 }  // namespace
