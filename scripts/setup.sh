@@ -6,8 +6,9 @@ set -euo pipefail
 
 # ocl-icd-opencl-dev: Debian's dnnl-config.cmake calls find_package(OpenCL); it is only a Recommends of libdnnl-dev.
 # clang, libclang-rt-14-dev (libFuzzer), libomp-dev: scripts/fuzz.sh, which CI runs.
+# openmpi-bin, libopenmpi-dev: distributed training (train/distributed) and its mpirun tests.
 packages=(cmake ninja-build g++ ccache libdnnl-dev ocl-icd-opencl-dev nlohmann-json3-dev libcli11-dev libfmt-dev libutf8proc-dev
-          libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev libomp-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev libomp-dev openmpi-bin libopenmpi-dev)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(python3-torch libopenblas0-pthread); fi
 
 missing=()

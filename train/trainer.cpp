@@ -5,8 +5,11 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "tensor/factory.h"
 #include "train/checkpoint.h"
 #include "train/data/sampler.h"
+#include "train/distributed/data_parallel.h"
+#include "train/distributed/sampler.h"
 #include "train/optim/clip.h"
 #include "train/progress.h"
 #include "train/run_log.h"
@@ -102,6 +105,41 @@ Trainer::Trainer(nn::Module& model, optim::Optimizer& optimizer, optim::LRSchedu
   }
 }
 
+Trainer::~Trainer() = default;
+
+void Trainer::on_main(const std::function<void()>& fn) {
+  const auto& group = options_.process_group;
+  if (!group || group->world_size() == 1) {
+    fn();
+    return;
+  }
+  // Rank 0 runs fn; its outcome ("" or a kind and a message) reaches every rank, which also makes
+  // this a barrier: no rank goes on before rank 0 has written.
+  std::string outcome;
+  std::exception_ptr error;
+  if (group->rank() == 0) {
+    try {
+      fn();
+    } catch (const ValueError& e) {
+      outcome = std::string("V") + e.what();
+      error = std::current_exception();
+    } catch (const IOError& e) {
+      outcome = std::string("I") + e.what();
+      error = std::current_exception();
+    } catch (const std::exception& e) {
+      outcome = std::string("E") + e.what();
+      error = std::current_exception();
+    }
+  }
+  outcome = group->broadcast_bytes(outcome, 0);
+  if (error) std::rethrow_exception(error);
+  if (outcome.empty()) return;
+  const std::string message = outcome.substr(1);
+  if (outcome[0] == 'V') throw ValueError(message);
+  if (outcome[0] == 'I') throw IOError(message);
+  throw distributed::DistributedError("rank 0 failed: " + message);
+}
+
 void Trainer::add_callback(std::shared_ptr<Callback> callback) {
   if (!callback) throw ValueError("Trainer::add_callback: null callback");
   callbacks_.push_back(std::move(callback));
@@ -125,9 +163,12 @@ void Trainer::clear_gradients() {
 }
 
 nlohmann::json Trainer::run_settings(const data::Dataset& train) const {
-  return {{"examples", train.size()},         {"batch_size", options_.batch_size},
-          {"accumulation_steps", options_.accumulation_steps}, {"shuffle", options_.shuffle},
-          {"seed", options_.seed},            {"group_by_length", options_.group_by_length}};
+  nlohmann::json settings{{"examples", train.size()},         {"batch_size", options_.batch_size},
+                          {"accumulation_steps", options_.accumulation_steps}, {"shuffle", options_.shuffle},
+                          {"seed", options_.seed},            {"group_by_length", options_.group_by_length}};
+  // Only distributed runs record it, so that checkpoints of one process stay as they were.
+  if (options_.process_group) settings["world_size"] = options_.process_group->world_size();
+  return settings;
 }
 
 Metrics Trainer::evaluate(const data::Dataset& dataset) {
@@ -137,19 +178,57 @@ Metrics Trainer::evaluate(const data::Dataset& dataset) {
   data::BatchSamplerOptions sampler_options;
   sampler_options.batch_size = options_.eval_batch_size > 0 ? options_.eval_batch_size : options_.batch_size;
   sampler_options.shuffle = false;
-  data::BatchSampler sampler(dataset.size(), sampler_options);
+  const auto& group = options_.process_group;
+  const bool distributed = group && group->world_size() > 1;
+  std::vector<int64_t> indices_here;  // distributed: this rank's contiguous share of the examples
+  if (distributed) {
+    const auto [begin, end] = distributed::evaluation_shard(dataset.size(), group->rank(), group->world_size());
+    for (int64_t i = begin; i < end; ++i) indices_here.push_back(i);
+  }
   MetricAccumulator accumulator(options_.task, options_.num_classes);
   bool has_outputs = false;
+  // Distributed: what every rank needs to compute the same metrics, in dataset order: the loss
+  // sum and count, then per batch the predictions (argmax ids, or values) and the labels.
+  std::vector<double> shared{0.0, 0.0, 0.0};  // loss sum, loss count, has outputs
   try {
-    for (const auto& indices : sampler.batches(0)) {
-      data::Batch batch = dataset.collate(indices);
-      StepOutput out = forward_(batch, false);
-      const auto n = static_cast<int64_t>(indices.size());
-      if (out.loss.defined()) accumulator.add_loss(out.loss.item() * static_cast<double>(n), n);
-      auto labels = batch.find("labels");
-      if (out.outputs.defined() && labels != batch.end()) {
-        accumulator.add(out.outputs, labels->second);
-        has_outputs = true;
+    if (!distributed || !indices_here.empty()) {
+      data::BatchSampler sampler = distributed ? data::BatchSampler(indices_here, sampler_options)
+                                               : data::BatchSampler(dataset.size(), sampler_options);
+      for (const auto& indices : sampler.batches(0)) {
+        data::Batch batch = dataset.collate(indices);
+        StepOutput out = forward_(batch, false);
+        const auto n = static_cast<int64_t>(indices.size());
+        if (out.loss.defined()) {
+          accumulator.add_loss(out.loss.item() * static_cast<double>(n), n);
+          shared[0] += out.loss.item() * static_cast<double>(n);
+          shared[1] += static_cast<double>(n);
+        }
+        auto labels = batch.find("labels");
+        if (out.outputs.defined() && labels != batch.end()) {
+          has_outputs = true;
+          if (!distributed) {
+            accumulator.add(out.outputs, labels->second);
+            continue;
+          }
+          shared[2] = 1.0;
+          Tensor predicted;
+          if (options_.task == MetricAccumulator::Task::classification) {
+            predicted = out.outputs.dim() >= 2 ? argmax(out.outputs.reshape({-1, out.outputs.size(-1)}), 1)
+                                               : out.outputs;
+          } else {
+            predicted = out.outputs;
+          }
+          auto p = predicted.to(DType::f64).reshape({-1}).to_vector<double>();
+          auto l = labels->second.to(DType::f64).reshape({-1}).to_vector<double>();
+          if (p.size() != l.size()) {
+            throw ShapeError("Trainer::evaluate: outputs " + shape_str(out.outputs.shape()) + " give " +
+                             std::to_string(p.size()) + " predictions for labels " +
+                             shape_str(labels->second.shape()));
+          }
+          shared.push_back(static_cast<double>(p.size()));
+          shared.insert(shared.end(), p.begin(), p.end());
+          shared.insert(shared.end(), l.begin(), l.end());
+        }
       }
     }
   } catch (...) {
@@ -157,6 +236,31 @@ Metrics Trainer::evaluate(const data::Dataset& dataset) {
     throw;
   }
   model_.train(was_training);
+  if (distributed) {
+    accumulator = MetricAccumulator(options_.task, options_.num_classes);
+    has_outputs = false;
+    const auto parts = group->all_gather(shared);
+    for (const auto& part : parts) {
+      if (part.size() < 3) throw distributed::DistributedError("Trainer::evaluate: a rank sent no evaluation");
+      if (part[1] > 0) accumulator.add_loss(part[0], static_cast<int64_t>(part[1]));
+      has_outputs = has_outputs || part[2] != 0;
+      for (size_t k = 3; k < part.size();) {
+        const auto n = static_cast<size_t>(part[k]);
+        std::vector<double> p(part.begin() + static_cast<std::ptrdiff_t>(k + 1),
+                              part.begin() + static_cast<std::ptrdiff_t>(k + 1 + n));
+        std::vector<double> l(part.begin() + static_cast<std::ptrdiff_t>(k + 1 + n),
+                              part.begin() + static_cast<std::ptrdiff_t>(k + 1 + 2 * n));
+        const Shape shape{static_cast<int64_t>(n)};
+        if (options_.task == MetricAccumulator::Task::classification) {
+          std::vector<int64_t> pi(p.begin(), p.end()), li(l.begin(), l.end());
+          accumulator.add(from_vector(pi, shape), from_vector(li, shape));
+        } else {
+          accumulator.add(from_vector(p, shape), from_vector(l, shape));
+        }
+        k += 1 + 2 * n;
+      }
+    }
+  }
   if (!has_outputs) {
     Metrics metrics;
     Metrics all = accumulator.compute();
@@ -184,8 +288,25 @@ double Trainer::run_step(const data::Dataset& train, const std::vector<std::vect
                          size_t count, TrainerState& state, int64_t* samples, MetricAccumulator* metrics) {
   double loss_sum = 0;
   bool finite = true;
+  if (data_parallel_) {
+    // Which parameters train may change between steps (gradual unfreezing, on every rank alike):
+    // then the buckets are rebuilt over the new set (the weights are already the same everywhere).
+    std::vector<Tensor> params = model_.parameters();
+    for (const auto& g : optimizer_.param_groups()) params.insert(params.end(), g.params.begin(), g.params.end());
+    if (!data_parallel_->covers(params)) {
+      distributed::DataParallelOptions dp_options;
+      dp_options.bucket_bytes = options_.bucket_bytes;
+      dp_options.broadcast_at_start = false;
+      data_parallel_.reset();
+      data_parallel_ = std::make_unique<distributed::DataParallel>(model_, params, options_.process_group, dp_options);
+    }
+  }
+  distributed::DataParallel* dp = data_parallel_.get();
   try {
     for (size_t j = first; j < first + count; ++j) {
+      // Distributed: the micro-batches before the last accumulate locally; the last one's
+      // backward reduces the step's whole gradient.
+      if (dp) dp->set_sync(j + 1 == first + count);
       data::Batch batch = train.collate(batches[j]);
       StepOutput out = forward_(batch, true);
       if (!out.loss.defined() || out.loss.numel() != 1) {
@@ -207,7 +328,19 @@ double Trainer::run_step(const data::Dataset& train, const std::vector<std::vect
       // Average over the batches actually in this step, so a short last step is not down-weighted.
       (out.loss / static_cast<double>(count)).backward();
     }
+    if (dp) {
+      dp->set_sync(true);
+      dp->finish();  // every rank, every step: the averaged gradients
+      // The step's loss and samples over all ranks, and whether any rank's loss was not finite
+      // (so every rank takes the same decision).
+      std::vector<double> totals{loss_sum, static_cast<double>(*samples), finite ? 0.0 : 1.0};
+      options_.process_group->all_reduce(totals);
+      loss_sum = totals[0] / static_cast<double>(options_.process_group->world_size());
+      *samples = static_cast<int64_t>(totals[1]);
+      finite = totals[2] == 0;
+    }
   } catch (...) {
+    if (dp) dp->set_sync(true);
     clear_gradients();  // no half-accumulated step survives into the next fit
     throw;
   }
@@ -242,8 +375,17 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
   sampler_options.shuffle = options_.shuffle;
   sampler_options.seed = options_.seed;
   if (options_.group_by_length) sampler_options.lengths = data::example_lengths(train);
-  const data::BatchSampler sampler(train.size(), sampler_options);
-  const int64_t batches_per_epoch = sampler.batches_per_epoch();
+  const auto& group = options_.process_group;
+  const bool main_rank = is_main();
+  // Distributed: this rank's shard of every global batch of batch_size * world_size examples.
+  std::optional<data::BatchSampler> sampler;
+  std::optional<distributed::DistributedBatchSampler> dist_sampler;
+  if (group) {
+    dist_sampler.emplace(train.size(), sampler_options, group->rank(), group->world_size());
+  } else {
+    sampler.emplace(train.size(), sampler_options);
+  }
+  const int64_t batches_per_epoch = group ? dist_sampler->batches_per_epoch() : sampler->batches_per_epoch();
   const int64_t steps_per_epoch = (batches_per_epoch + options_.accumulation_steps - 1) / options_.accumulation_steps;
 
   TrainResult result;
@@ -264,24 +406,39 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
     }
     load_checkpoint(*resume_from, model_, &optimizer_, scheduler_);
   }
+  // Distributed: rank 0's weights everywhere, and the gradient hooks for this fit.
+  struct ResetOnExit {
+    std::unique_ptr<distributed::DataParallel>& dp;
+    ~ResetOnExit() { dp.reset(); }
+  } reset_data_parallel{data_parallel_};
+  if (group) {
+    distributed::DataParallelOptions dp_options;
+    dp_options.bucket_bytes = options_.bucket_bytes;
+    std::vector<Tensor> extra;
+    for (const auto& g : optimizer_.param_groups()) extra.insert(extra.end(), g.params.begin(), g.params.end());
+    data_parallel_ = std::make_unique<distributed::DataParallel>(model_, extra, group, dp_options);
+  }
   state.total_steps = options_.max_steps > 0 ? options_.max_steps : options_.epochs * steps_per_epoch;
 
   std::unique_ptr<CheckpointManager> checkpoints;
   RunLog log;
-  if (!options_.output_dir.empty()) {
-    const auto checkpoint_dir = options_.output_dir / "checkpoints";
-    if (!resume_from && std::filesystem::exists(checkpoint_dir / "checkpoints.json")) {
-      if (!options_.overwrite_output_dir) {
-        throw ValueError("Trainer::fit: " + checkpoint_dir.string() + " holds another run's checkpoints; resume "
-                         "from one of them, choose another output_dir, or set overwrite_output_dir");
+  const bool has_output = !options_.output_dir.empty();
+  if (has_output) {
+    on_main([&] {  // distributed: only rank 0 writes
+      const auto checkpoint_dir = options_.output_dir / "checkpoints";
+      if (!resume_from && std::filesystem::exists(checkpoint_dir / "checkpoints.json")) {
+        if (!options_.overwrite_output_dir) {
+          throw ValueError("Trainer::fit: " + checkpoint_dir.string() + " holds another run's checkpoints; resume "
+                           "from one of them, choose another output_dir, or set overwrite_output_dir");
+        }
+        std::filesystem::remove_all(checkpoint_dir);
       }
-      std::filesystem::remove_all(checkpoint_dir);
-    }
-    std::filesystem::create_directories(options_.output_dir);
-    checkpoints = std::make_unique<CheckpointManager>(checkpoint_dir, options_.keep_last);
-    log = RunLog(options_.output_dir / "log.jsonl", /*append=*/resume_from.has_value());
+      std::filesystem::create_directories(options_.output_dir);
+      checkpoints = std::make_unique<CheckpointManager>(checkpoint_dir, options_.keep_last);
+      log = RunLog(options_.output_dir / "log.jsonl", /*append=*/resume_from.has_value());
+    });
   }
-  ProgressBar progress(state.total_steps, {.enabled = options_.progress});
+  ProgressBar progress(state.total_steps, {.enabled = options_.progress && main_rank});
   std::map<std::string, Tensor> best_weights;  // in memory, for restore_best
   int64_t best_weights_step = -1;
   bool last_save_had_metric = false;
@@ -293,11 +450,14 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
 
   auto save = [&](std::optional<double> metric) {
     // A step already saved is saved again only to attach an evaluation's metric to it.
-    if (!checkpoints || (state.last_save_step == state.global_step && (last_save_had_metric || !metric))) return;
+    // (Decided the same on every rank: has_output, not whether this rank holds the checkpoints.)
+    if (!has_output || (state.last_save_step == state.global_step && (last_save_had_metric || !metric))) return;
     state.last_save_step = state.global_step;
     nlohmann::json trainer_state = state.to_json();
     trainer_state["run"] = run_settings(train);
-    checkpoints->save(state.global_step, model_, &optimizer_, scheduler_, trainer_state, metric, greater_is_better());
+    on_main([&] {
+      checkpoints->save(state.global_step, model_, &optimizer_, scheduler_, trainer_state, metric, greater_is_better());
+    });
     last_save_had_metric = metric.has_value();
   };
   auto run_evaluation = [&]() {
@@ -345,7 +505,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
   for (auto& callback : callbacks_) callback->on_train_begin(*this, state);
   while (!state.should_stop && state.global_step < state.total_steps &&
          (options_.max_steps > 0 || state.epoch < options_.epochs)) {
-    const auto batches = sampler.batches(state.epoch);
+    const auto batches = group ? dist_sampler->batches(state.epoch) : sampler->batches(state.epoch);
     if (state.batch_in_epoch == 0) {
       for (auto& callback : callbacks_) callback->on_epoch_begin(*this, state);
     }
@@ -424,6 +584,8 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
                        options_.metric_for_best + " " + std::to_string(*state.best_metric) + ", " + restored + ")");
       log.write({{"event", "restore_best"}, {"step", state.best_step}, {options_.metric_for_best, *state.best_metric}});
     }
+    // Distributed: rank 0 may have restored from its checkpoint; its weights everywhere.
+    if (data_parallel_) data_parallel_->broadcast_parameters_and_buffers();
   }
   for (auto& callback : callbacks_) callback->on_train_end(*this, state);
   return result;

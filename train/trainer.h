@@ -4,6 +4,19 @@
 // stopping with best-weights restore, checkpoints that resume bit for bit, a progress bar, a JSONL
 // log and callbacks.
 //
+// Distributed (TrainerOptions::process_group, e.g. under mpirun): batch_size is per rank; each
+// global batch of batch_size * world_size examples (data::BatchSampler's order, as one process
+// with that batch) is split into the ranks' shards (distributed::DistributedBatchSampler), the
+// gradients are averaged by distributed::DataParallel (bucketed all-reduce started during
+// backward, reduced once per optimizer step: micro-batches before the last accumulate locally),
+// and the model is broadcast from rank 0 at the start. The logged loss and samples are over all
+// ranks; train_accuracy / train_mse in the step records are rank 0's shard. Evaluation splits the
+// validation set across ranks and gathers predictions, labels and losses, so every rank computes
+// the same metrics (hence the same best step and early stopping). A TrainerOptions::evaluate
+// function runs on every rank over what it chooses. Only rank 0 writes log.jsonl and checkpoints
+// and shows progress; the others wait for it. Resume needs the same world size (and the output
+// directory visible to every rank).
+//
 // Step words: a *batch* is one forward/backward; an optimizer *step* is accumulation_steps batches
 // (fewer at the end of an epoch; the loss is averaged over the batches actually in the step).
 // global_step counts optimizer steps, as HF's does.
@@ -21,6 +34,7 @@
 
 #include "nn/module.h"
 #include "train/data/dataset.h"
+#include "train/distributed/process_group.h"
 #include "train/metrics.h"
 #include "train/optim/optimizer.h"
 #include "train/optim/scheduler.h"
@@ -78,6 +92,9 @@ struct TrainerOptions {
   // evaluate): for metrics a single pass cannot give, such as one per task of a multi-task run.
   // It runs in eval mode under no-grad; metric_for_best must be among its keys.
   std::function<Metrics()> evaluate;
+  // Data-parallel training over these processes (see the top of this file); null: one process.
+  std::shared_ptr<distributed::ProcessGroup> process_group;
+  int64_t bucket_bytes = 25 * 1024 * 1024;  // gradient all-reduce buckets (distributed)
 };
 
 // Live state, visible to callbacks. Callbacks may set should_stop.
@@ -100,6 +117,7 @@ struct TrainerState {
 };
 
 class Trainer;
+namespace distributed { class DataParallel; }
 
 class Callback {
  public:
@@ -125,6 +143,7 @@ class Trainer {
   // each evaluation; the others after every optimizer step.
   Trainer(nn::Module& model, optim::Optimizer& optimizer, optim::LRScheduler* scheduler, ForwardFn forward,
           TrainerOptions options = {});
+  ~Trainer();
 
   void add_callback(std::shared_ptr<Callback> callback);
 
@@ -151,6 +170,9 @@ class Trainer {
   bool greater_is_better() const;
   nlohmann::json run_settings(const data::Dataset& train) const;  // what a resume must match
   void clear_gradients();
+  bool is_main() const { return !options_.process_group || options_.process_group->rank() == 0; }
+  // fn on rank 0 only (everywhere in one process); its exception reaches every rank.
+  void on_main(const std::function<void()>& fn);
 
   nn::Module& model_;
   optim::Optimizer& optimizer_;
@@ -158,6 +180,7 @@ class Trainer {
   ForwardFn forward_;
   TrainerOptions options_;
   std::vector<std::shared_ptr<Callback>> callbacks_;
+  std::unique_ptr<distributed::DataParallel> data_parallel_;  // during a distributed fit
 };
 
 }  // namespace graft::train

@@ -595,8 +595,10 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
   // Under mpirun / srun with several processes: data-parallel training over them; train.batch_size
   // stays the global batch (the same steps and schedule as one process), split over the processes.
   // Only rank 0 writes the run's files.
-  if (train::distributed::ProcessGroup::launched_with_several_processes()) {
+  if (train::distributed::ProcessGroup::launched_with_several_processes())
     options.process_group = train::distributed::ProcessGroup::create();
+  if (options.process_group && options.process_group->world_size() == 1) options.process_group.reset();
+  if (options.process_group) {
     const int world = options.process_group->world_size();
     if (config.train.batch_size % world != 0)
       throw ValueError("train.batch_size (" + std::to_string(config.train.batch_size) + ") must be a multiple of the " +

@@ -21,6 +21,7 @@
 #include "train/cli/config.h"
 #include "train/cli/finetune.h"
 #include "train/data/wordpiece.h"
+#include "train/distributed/process_group.h"
 
 namespace {
 
@@ -50,7 +51,13 @@ std::vector<std::string> read_lines(const std::string& path) {
 
 int finetune(const std::string& config_path, const std::vector<std::string>& sets) {
   const cli::RunConfig config = load_config(config_path, sets);
-  const cli::FinetuneResult r = cli::run_finetune(config, std::cout);
+  if (config.model.type == "gru_forecaster" && graft::train::distributed::ProcessGroup::launched_with_several_processes())
+    throw NotImplementedError("graft finetune: a gru_forecaster run does not train data-parallel; run it as one process");
+  // Under mpirun / srun only rank 0 prints (run_finetune trains data-parallel over the processes).
+  const bool quiet = graft::train::distributed::ProcessGroup::environment_rank() > 0;
+  std::ostream discard(nullptr);
+  const cli::FinetuneResult r = cli::run_finetune(config, quiet ? discard : std::cout);
+  if (quiet) return 0;
   if (config.model.type == "gru_forecaster")
     std::cout << "test_rmse=" << r.test.at("rmse") << " test_mae=" << r.test.at("mae")
               << " baseline_rmse=" << r.baseline.at("rmse") << " run=" << config.output_dir << std::endl;
