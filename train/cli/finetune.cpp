@@ -394,9 +394,7 @@ nlohmann::json FinetuneResult::to_json() const {
                         {"seconds", seconds}};
 }
 
-FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
-  if (config.model.type == "gru_forecaster") return run_forecast(config, log);
-  const auto start = Clock::now();
+void begin_run(const RunConfig& config) {
   const fs::path out = config.output_dir;
   if (fs::exists(out / "results.json") && !config.overwrite)
     throw ValueError("finetune: " + out.string() + " holds a finished run (results.json); choose another output_dir "
@@ -404,6 +402,13 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
   fs::create_directories(out);
   nn::write_file_atomic(out / "config.json", to_json(config).dump(2) + "\n");
   manual_seed(config.train.seed);
+}
+
+FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
+  if (config.model.type == "gru_forecaster") return run_forecast(config, log);
+  const auto start = Clock::now();
+  const fs::path out = config.output_dir;
+  begin_run(config);
 
   // Data: the primary task, the other tasks, the target domain.
   Splits splits = load_splits(config.data, log);
@@ -566,32 +571,16 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
   };
 
   const int64_t train_size = train_data ? train_data->size() : train_set.size();
-  const int64_t batches = (train_size + config.train.batch_size - 1) / config.train.batch_size;
-  const int64_t steps_per_epoch = (batches + config.train.accumulation_steps - 1) / config.train.accumulation_steps;
-  const int64_t total_steps = config.train.max_steps > 0 ? config.train.max_steps : config.train.epochs * steps_per_epoch;
   std::unique_ptr<optim::Optimizer> optimizer =
       make_optimizer(config, *model.module, [&](const std::string& name) { return model.depth(name); }, trainable);
-  std::unique_ptr<optim::LRScheduler> scheduler = make_scheduler(config.schedule, *optimizer, total_steps);
+  std::unique_ptr<optim::LRScheduler> scheduler =
+      make_scheduler(config.schedule, *optimizer, total_steps(config.train, train_size));
 
-  train::TrainerOptions options;
-  options.epochs = config.train.epochs;
-  options.max_steps = config.train.max_steps;
-  options.batch_size = config.train.batch_size;
-  options.eval_batch_size = config.train.eval_batch_size;
-  options.accumulation_steps = config.train.accumulation_steps;
-  options.max_grad_norm = config.train.max_grad_norm;
-  options.eval_every_steps = config.train.eval_every_steps;
+  train::TrainerOptions options = trainer_options(config);
   options.num_classes = num_labels;
-  options.metric_for_best = config.train.metric_for_best;
-  options.early_stopping.patience = config.train.early_stopping_patience;
-  options.early_stopping.restore_best = config.train.restore_best;
-  options.seed = config.train.seed;
   // Length buckets cut padding, most of the speed on a CPU; but DANN's domain classifier needs both
   // domains in a batch, and buckets would split them wherever their lengths differ.
   options.group_by_length = strategy != "feature_extraction" && !config.domain_adaptation.enabled;
-  options.output_dir = out;
-  options.overwrite_output_dir = config.overwrite;
-  options.progress = config.train.progress;
   // Under mpirun / srun with several processes: data-parallel training over them; train.batch_size
   // stays the global batch (the same steps and schedule as one process), split over the processes.
   // Only rank 0 writes the run's files.

@@ -50,6 +50,11 @@ struct FinetuneResult {
 // unless config.overwrite.
 FinetuneResult run_finetune(const RunConfig& config, std::ostream& log);
 
+// What every run does first: refuses an output_dir that holds a finished run (results.json) unless
+// config.overwrite (ValueError), creates it, writes the resolved config.json atomically, and seeds
+// the default generator with train.seed.
+void begin_run(const RunConfig& config);
+
 // `graft info`: the model a config describes, with its strategy applied: the module tree, then
 // parameters and trainable parameters per layer group (depth 0 = the head), and the lr each gets.
 std::string describe_run(const RunConfig& config);

@@ -269,12 +269,7 @@ std::string metric_line(const train::Metrics& m) {
 FinetuneResult run_forecast(const RunConfig& config, std::ostream& log) {
   const auto start = Clock::now();
   const fs::path out = config.output_dir;
-  if (fs::exists(out / "results.json") && !config.overwrite)
-    throw ValueError("finetune: " + out.string() + " holds a finished run (results.json); choose another output_dir "
-                     "or set overwrite");
-  fs::create_directories(out);
-  nn::write_file_atomic(out / "config.json", to_json(config).dump(2) + "\n");
-  manual_seed(config.train.seed);
+  begin_run(config);
 
   // Data: the whole series is read before anything trains, so bad cells fail fast.
   const std::vector<float> series = read_series(config);
@@ -306,10 +301,8 @@ FinetuneResult run_forecast(const RunConfig& config, std::ostream& log) {
 
   std::unique_ptr<optim::Optimizer> optimizer =
       make_optimizer(config, *model.module, [&](const std::string& name) { return model.depth(name); }, model.trainable);
-  const int64_t batches = (train_set.size() + config.train.batch_size - 1) / config.train.batch_size;
-  const int64_t steps_per_epoch = (batches + config.train.accumulation_steps - 1) / config.train.accumulation_steps;
-  const int64_t total_steps = config.train.max_steps > 0 ? config.train.max_steps : config.train.epochs * steps_per_epoch;
-  std::unique_ptr<optim::LRScheduler> scheduler = make_scheduler(config.schedule, *optimizer, total_steps);
+  std::unique_ptr<optim::LRScheduler> scheduler =
+      make_scheduler(config.schedule, *optimizer, total_steps(config.train, train_set.size()));
 
   // The loss stays on normalised values; the outputs handed to the metrics are denormalised, so
   // mse / mae / rmse (and metric_for_best) are in the series' units.
@@ -320,22 +313,8 @@ FinetuneResult run_forecast(const RunConfig& config, std::ostream& log) {
     return train::StepOutput{loss, norm.denormalize(predicted.detach(), b.at("center"))};
   };
 
-  train::TrainerOptions options;
-  options.epochs = config.train.epochs;
-  options.max_steps = config.train.max_steps;
-  options.batch_size = config.train.batch_size;
-  options.eval_batch_size = config.train.eval_batch_size;
-  options.accumulation_steps = config.train.accumulation_steps;
-  options.max_grad_norm = config.train.max_grad_norm;
-  options.eval_every_steps = config.train.eval_every_steps;
+  train::TrainerOptions options = trainer_options(config);
   options.task = train::MetricAccumulator::Task::regression;
-  options.metric_for_best = config.train.metric_for_best;
-  options.early_stopping.patience = config.train.early_stopping_patience;
-  options.early_stopping.restore_best = config.train.restore_best;
-  options.seed = config.train.seed;
-  options.output_dir = out;
-  options.overwrite_output_dir = config.overwrite;
-  options.progress = config.train.progress;
   train::Trainer trainer(*trained, *optimizer, scheduler.get(), forward, options);
   const train::TrainResult fit = trainer.fit(train_set, &validation_set);
 

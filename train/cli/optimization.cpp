@@ -60,6 +60,31 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& config,
   return std::make_unique<optim::OneCycleLR>(optimizer, options);
 }
 
+int64_t total_steps(const TrainConfig& config, int64_t train_examples) {
+  if (config.max_steps > 0) return config.max_steps;
+  const int64_t batches = (train_examples + config.batch_size - 1) / config.batch_size;
+  return config.epochs * ((batches + config.accumulation_steps - 1) / config.accumulation_steps);
+}
+
+train::TrainerOptions trainer_options(const RunConfig& config) {
+  train::TrainerOptions options;
+  options.epochs = config.train.epochs;
+  options.max_steps = config.train.max_steps;
+  options.batch_size = config.train.batch_size;
+  options.eval_batch_size = config.train.eval_batch_size;
+  options.accumulation_steps = config.train.accumulation_steps;
+  options.max_grad_norm = config.train.max_grad_norm;
+  options.eval_every_steps = config.train.eval_every_steps;
+  options.metric_for_best = config.train.metric_for_best;
+  options.early_stopping.patience = config.train.early_stopping_patience;
+  options.early_stopping.restore_best = config.train.restore_best;
+  options.seed = config.train.seed;
+  options.output_dir = config.output_dir;
+  options.overwrite_output_dir = config.overwrite;
+  options.progress = config.train.progress;
+  return options;
+}
+
 Tensor class_weights(const TrainConfig& config, const std::vector<int64_t>& train_labels, int64_t num_labels) {
   if (config.class_weights == "none") return Tensor();
   std::vector<float> w(static_cast<size_t>(num_labels));

@@ -1,5 +1,5 @@
-// The optimizer, schedule and class weights of a `graft finetune` run, shared by text and
-// forecaster runs.
+// How a `graft finetune` run trains, shared by text and forecaster runs: the optimizer, the
+// schedule, the class weights, the number of optimizer steps and the Trainer's options.
 // Parameters are grouped by (layer depth, decay or not): depth 0 is the head and gets
 // strategy.head_lr (default optim.lr); depth k gets lr * strategy.layer_lr_decay^k (discriminative
 // learning rates); biases, LayerNorm weights and other 1-D tensors form the no-decay groups.
@@ -16,6 +16,7 @@
 #include "train/cli/run_config.h"
 #include "train/optim/optimizer.h"
 #include "train/optim/scheduler.h"
+#include "train/trainer.h"
 
 namespace graft::cli {
 
@@ -31,6 +32,14 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const RunConfig& config, nn::Mo
 // schedule.type over total_steps optimizer steps, with schedule.warmup_ratio of them warming up.
 std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& config, optim::Optimizer& optimizer,
                                                    int64_t total_steps);
+
+// Optimizer steps of the run: train.max_steps when set, else epochs x steps per epoch over
+// `train_examples` in batches of train.batch_size, train.accumulation_steps batches a step.
+int64_t total_steps(const TrainConfig& config, int64_t train_examples);
+
+// The Trainer's options from the train section and output_dir (the task-specific ones, such as
+// the metric task, num_classes and length bucketing, are the caller's).
+train::TrainerOptions trainer_options(const RunConfig& config);
 
 // train.class_weights as the loss's per-class weights [num_labels] (undefined for "none"):
 // "balanced" is scikit-learn's n / (C * n_c) over the training labels; a list is taken as given.
