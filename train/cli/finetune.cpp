@@ -27,6 +27,7 @@
 #include "train/cli/forecast.h"
 #include "train/cli/multitask.h"
 #include "train/cli/optimization.h"
+#include "train/cli/plot.h"
 #include "train/data/augment.h"
 #include "train/data/collate.h"
 #include "train/data/reader.h"
@@ -404,6 +405,15 @@ void begin_run(const RunConfig& config) {
   manual_seed(config.train.seed);
 }
 
+void end_run(const RunConfig& config, std::ostream& log) {
+  const fs::path out = config.output_dir;
+  try {
+    write_learning_curves(out / "log.jsonl", out / "curves.svg");
+  } catch (const Error& e) {
+    log << "plot: no curves.svg (" << e.what() << ")\n";
+  }
+}
+
 FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
   if (config.model.type == "gru_forecaster") return run_forecast(config, log);
   const auto start = Clock::now();
@@ -631,6 +641,7 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
     nn::save_weights(*model.module, out / "model.safetensors");  // adapters included, under their names
     if (config.lora.enabled) nn::save_lora(*model.module, out / "adapter.safetensors");
     nn::write_file_atomic(out / "results.json", result.to_json().dump(2) + "\n");
+    end_run(config, log);
   }
   if (options.process_group) options.process_group->barrier();  // the files are there for every rank
   log << "test: accuracy " << result.test.at("accuracy") << ", macro_f1 " << result.test.at("macro_f1") << " ("

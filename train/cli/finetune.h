@@ -55,6 +55,10 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log);
 // the default generator with train.seed.
 void begin_run(const RunConfig& config);
 
+// What every run does last, after results.json: curves.svg from log.jsonl (train/cli/plot.h). A
+// plot that fails is reported on `log` and does not fail the finished run.
+void end_run(const RunConfig& config, std::ostream& log);
+
 // `graft info`: the model a config describes, with its strategy applied: the module tree, then
 // parameters and trainable parameters per layer group (depth 0 = the head), and the lr each gets.
 std::string describe_run(const RunConfig& config);

@@ -339,6 +339,7 @@ FinetuneResult run_forecast(const RunConfig& config, std::ostream& log) {
   results["units"] = "mse, mae and rmse in the units of column " + config.forecast.column +
                      "; loss is the training loss, the MSE of normalised values (see normalization)";
   nn::write_file_atomic(out / "results.json", results.dump(2) + "\n");
+  end_run(config, log);
   log << "validation: " << metric_line(result.validation) << " (persistence " << metric_line(splits.validation.persistence)
       << ")\n";
   log << "test: " << metric_line(result.test) << " (persistence " << metric_line(splits.test.persistence) << "; "

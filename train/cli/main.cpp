@@ -4,10 +4,12 @@
 //   graft predict  --run DIR [--input FILE]                  text lines in, JSON lines out (label, probabilities)
 //   graft eval     --run DIR [--split test|validation] [--data FILE]   metrics as JSON
 //   graft embed    --model DIR [--input FILE]                sentence embeddings (mean pooled, L2-normalised), JSON lines
+//   graft plot     --run DIR [--out FILE]                   learning curves as SVG from the run's log.jsonl
 //   graft defaults                                           every config key with its default (train/cli/run_config.h says what each means)
 // Errors are printed as "graft: error: <message>" with exit status 1; usage errors exit 2.
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -20,6 +22,7 @@
 #include "tensor/error.h"
 #include "train/cli/config.h"
 #include "train/cli/finetune.h"
+#include "train/cli/plot.h"
 #include "train/data/wordpiece.h"
 #include "train/distributed/process_group.h"
 
@@ -64,6 +67,13 @@ int finetune(const std::string& config_path, const std::vector<std::string>& set
   else
     std::cout << "test_accuracy=" << r.test.at("accuracy") << " test_macro_f1=" << r.test.at("macro_f1")
               << " run=" << config.output_dir << std::endl;
+  return 0;
+}
+
+int plot(const std::string& run_dir, std::string out) {
+  if (out.empty()) out = (std::filesystem::path(run_dir) / "curves.svg").string();
+  cli::write_learning_curves(std::filesystem::path(run_dir) / "log.jsonl", out);
+  std::cout << "plot: wrote " << out << std::endl;
   return 0;
 }
 
@@ -137,6 +147,11 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingDirectory);
   embed_cmd->add_option("--input", input, "text file, one text a line ('-': stdin)");
 
+  std::string plot_out;
+  CLI::App* plot_cmd = app.add_subcommand("plot", "learning curves of a run as SVG, from its log.jsonl");
+  plot_cmd->add_option("--run", run_dir, "the run's output_dir")->required()->check(CLI::ExistingDirectory);
+  plot_cmd->add_option("--out", plot_out, "the SVG to write (default: <run>/curves.svg)");
+
   CLI::App* defaults_cmd = app.add_subcommand("defaults", "print every config key with its default, as JSON");
 
   CLI11_PARSE(app, argc, argv);
@@ -152,6 +167,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*embed_cmd) return embed(model_dir, input);
+    if (*plot_cmd) return plot(run_dir, plot_out);
     if (*defaults_cmd) {
       std::cout << cli::to_json(cli::RunConfig{}).dump(2) << std::endl;
       return 0;

@@ -2,6 +2,7 @@
 // folder (config.json, model.safetensors, vocab.txt) and a toy sentiment CSV: what a strategy
 // freezes stays bit for bit as loaded, what it trains moves.
 #include "train/cli/finetune.h"
+#include "train/cli/plot.h"
 
 #include <gtest/gtest.h>
 
@@ -123,7 +124,7 @@ TEST_F(FinetuneTest, FullFineTuningLearnsTheToyTaskAndWritesTheRunDirectory) {
   EXPECT_GE(r.test.at("accuracy"), 0.9) << log_;
   EXPECT_EQ(r.train_examples + r.validation_examples + r.test_examples, 120);
   EXPECT_EQ(r.trainable_parameters, r.parameters);
-  for (const char* file : {"config.json", "labels.json", "log.jsonl", "model.safetensors", "results.json"})
+  for (const char* file : {"config.json", "labels.json", "log.jsonl", "model.safetensors", "results.json", "curves.svg"})
     EXPECT_TRUE(std::filesystem::exists(dir_.path() / "full" / file)) << file;
   EXPECT_FALSE(unchanged("full", "encoder.layer.0."));
   EXPECT_FALSE(unchanged("full", "embeddings."));
@@ -385,6 +386,25 @@ TEST_F(FinetuneTest, EarlyStoppingStopsAndRestoresTheBestWeights) {
   }
   EXPECT_TRUE(restored);
   EXPECT_DOUBLE_EQ(r.validation.at("accuracy"), best);
+}
+
+TEST_F(FinetuneTest, TheRunDirectoryHoldsItsLearningCurves) {
+  run(config("curves", R"({"train": {"epochs": 2}})"));
+  std::ifstream in(dir_.path() / "curves" / "curves.svg");
+  const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_EQ(std::count(svg.begin(), svg.end(), '\n') > 10, true);
+  for (const char* part : {">loss<", ">accuracy<", "training (moving average)", "validation", "<polyline", "<circle"})
+    EXPECT_NE(svg.find(part), std::string::npos) << part;
+  // A log with a broken line: the error names it.
+  std::ofstream(dir_.path() / "bad.jsonl") << R"({"event": "step", "step": 1, "loss": 0.5})" << "\n{oops\n";
+  try {
+    write_learning_curves(dir_.path() / "bad.jsonl", dir_.path() / "bad.svg");
+    FAIL() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.jsonl:2"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "bad.svg"));
 }
 
 }  // namespace
