@@ -395,13 +395,20 @@ nlohmann::json FinetuneResult::to_json() const {
                         {"seconds", seconds}};
 }
 
+namespace {
+
+// Under mpirun the launcher's rank (the process group comes later); -1 (a single process) writes too.
+bool writes_run_files() { return train::distributed::ProcessGroup::environment_rank() <= 0; }
+
+}  // namespace
+
 void begin_run(const RunConfig& config) {
   const fs::path out = config.output_dir;
   if (fs::exists(out / "results.json") && !config.overwrite)
     throw ValueError("finetune: " + out.string() + " holds a finished run (results.json); choose another output_dir "
                      "or set overwrite");
   fs::create_directories(out);
-  nn::write_file_atomic(out / "config.json", to_json(config).dump(2) + "\n");
+  if (writes_run_files()) nn::write_file_atomic(out / "config.json", to_json(config).dump(2) + "\n");
   manual_seed(config.train.seed);
 }
 
@@ -422,7 +429,8 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
 
   // Data: the primary task, the other tasks, the target domain.
   Splits splits = load_splits(config.data, log);
-  nn::write_file_atomic(out / "labels.json", nlohmann::json(splits.labels.labels()).dump() + "\n");
+  if (writes_run_files())
+    nn::write_file_atomic(out / "labels.json", nlohmann::json(splits.labels.labels()).dump() + "\n");
   if (config.augment.copies > 0) {
     data::AugmentOptions a;
     a.copies = config.augment.copies;
@@ -446,7 +454,8 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
     log << "task " << task.name << ": " << s.train.size() << " train, " << s.validation.size() << " validation, "
         << s.test.size() << " test from " << task.data.path << "; loss weight " << task.loss_weight << "\n";
   }
-  if (!config.tasks.empty()) nn::write_file_atomic(out / "task_labels.json", task_labels.dump() + "\n");
+  if (!config.tasks.empty() && writes_run_files())
+    nn::write_file_atomic(out / "task_labels.json", task_labels.dump() + "\n");
   const TargetDomain target = config.domain_adaptation.enabled ? load_target_domain(config, splits.labels, log)
                                                                : TargetDomain{};
   extra.domain_classifier = config.domain_adaptation.enabled;
