@@ -582,3 +582,30 @@ TEST(DistributedTrainer, EvaluationGathersRegressionAndSkipsIgnoredLabels) {
   ASSERT_EQ(c.size(), d.size());
   for (const auto& [name, value] : d) EXPECT_NEAR(c.at(name), value, 1e-6) << name;
 }
+
+TEST(DistributedTrainer, ANonFiniteLossOnOneRankSkipsTheStepOnEveryRank) {
+  // The last rank's loss is NaN at its third step. That rank skips its backward; its buckets go out
+  // from finish() with what it has, so no rank waits on it, and the shared non-finite flag makes
+  // every rank skip the step. The weights stay the same everywhere.
+  auto& g = world();
+  auto [train_set, val_set] = blobs(64, 16, 5);
+  manual_seed(31);
+  auto model = make_mlp(2, 16, 3);
+  optim::AdamW optimizer(model->parameters(), optim::AdamWOptions{});
+  TrainerOptions options;
+  options.epochs = 1;
+  options.batch_size = 4;
+  options.progress = false;
+  options.process_group = g;
+  int calls = 0;
+  const ForwardFn forward = [&](const data::Batch& batch, bool training) {
+    StepOutput out = classify(*model)(batch, training);
+    if (training && ++calls == 3 && g->rank() == g->world_size() - 1) out.loss = out.loss * NAN;
+    return out;
+  };
+  Trainer trainer(*model, optimizer, nullptr, forward, options);
+  const TrainResult result = trainer.fit(train_set, &val_set);
+  EXPECT_EQ(result.state.skipped_steps, 1);
+  std::vector<double> weights = model->parameters()[0].to(DType::f64).reshape({-1}).to_vector<double>();
+  for (const auto& other : g->all_gather(weights)) EXPECT_EQ(other, weights);
+}
