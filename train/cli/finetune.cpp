@@ -681,12 +681,6 @@ std::string describe_run(const RunConfig& config) {
   Model model = prepare_model(config, tokenizer, count(config.data), extra, /*load_pretrained=*/false, log);
   std::ostringstream out;
   out << model.module->summary() << "\n" << log.str();
-  std::map<int64_t, std::pair<int64_t, int64_t>> per_depth;  // depth -> (parameters, trainable)
-  for (const auto& [name, p] : model.module->named_parameters()) {
-    auto& [all, trained] = per_depth[model.depth(name)];
-    all += p.numel();
-    if (model.trainable.count(p.impl())) trained += p.numel();
-  }
   // What model.dropout set: every Dropout module's p, counted.
   std::map<std::string, int64_t> dropouts;
   for (const auto& [name, module] : model.module->named_modules())
@@ -694,12 +688,10 @@ std::string describe_run(const RunConfig& config) {
   out << "dropout:";
   for (const auto& [p, n] : dropouts) out << " " << n << " x Dropout(" << p << ")";
   out << "\n";
-  out << "strategy " << config.strategy.type << (config.lora.enabled ? " + LoRA" : "") << ": layer groups\n";
-  for (const auto& [depth, counts] : per_depth) {
-    const double lr = group_lr(config, depth);
-    out << "  depth " << depth << (depth == 0 ? " (head)" : "") << ": " << counts.first << " parameters, "
-        << counts.second << " trainable, lr " << lr << "\n";
-  }
+  out << "strategy " << config.strategy.type << (config.lora.enabled ? " + LoRA" : "") << ": layer groups\n"
+      << describe_layer_groups(
+             config, *model.module, [&](const std::string& name) { return model.depth(name); }, model.trainable,
+             [](int64_t d) { return d == 0 ? std::string(" (head)") : std::string(); });
   return out.str();
 }
 

@@ -353,16 +353,13 @@ std::string describe_forecast(const RunConfig& config) {
   const Model model = prepare_model(config, /*load_init=*/false, log);
   std::ostringstream out;
   out << model.module->summary() << "\n" << log.str();
-  std::map<int64_t, std::pair<int64_t, int64_t>> per_depth;  // depth -> (parameters, trainable)
-  for (const auto& [name, p] : model.module->named_parameters()) {
-    auto& [all, trained] = per_depth[model.depth(name)];
-    all += p.numel();
-    if (model.trainable.count(p.impl())) trained += p.numel();
-  }
-  out << "strategy " << config.strategy.type << ": layer groups\n";
-  for (const auto& [d, counts] : per_depth)
-    out << "  depth " << d << (d == 0 ? " (head)" : " (gru layer " + std::to_string(model.module->options().num_layers - d) + ")")
-        << ": " << counts.first << " parameters, " << counts.second << " trainable, lr " << group_lr(config, d) << "\n";
+  out << "strategy " << config.strategy.type << ": layer groups\n"
+      << describe_layer_groups(
+             config, *model.module, [&](const std::string& name) { return model.depth(name); }, model.trainable,
+             [&](int64_t d) {
+               return d == 0 ? std::string(" (head)")
+                             : " (gru layer " + std::to_string(model.module->options().num_layers - d) + ")";
+             });
   return out.str();
 }
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <map>
+#include <sstream>
 #include <vector>
 
 #include "tensor/error.h"
@@ -58,6 +59,23 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& config,
   options.total_steps = total_steps + 1;  // the scheduler also steps after the last optimizer step
   if (config.warmup_ratio > 0) options.pct_start = config.warmup_ratio;
   return std::make_unique<optim::OneCycleLR>(optimizer, options);
+}
+
+std::string describe_layer_groups(const RunConfig& config, nn::Module& module,
+                                  const std::function<int64_t(const std::string&)>& depth,
+                                  const std::set<const TensorImpl*>& trainable,
+                                  const std::function<std::string(int64_t)>& depth_name) {
+  std::map<int64_t, std::pair<int64_t, int64_t>> per_depth;  // depth -> (parameters, trainable)
+  for (const auto& [name, p] : module.named_parameters()) {
+    auto& [all, trained] = per_depth[depth(name)];
+    all += p.numel();
+    if (trainable.count(p.impl())) trained += p.numel();
+  }
+  std::ostringstream out;
+  for (const auto& [d, counts] : per_depth)
+    out << "  depth " << d << depth_name(d) << ": " << counts.first << " parameters, " << counts.second
+        << " trainable, lr " << group_lr(config, d) << "\n";
+  return out.str();
 }
 
 int64_t total_steps(const TrainConfig& config, int64_t train_examples) {

@@ -33,6 +33,13 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const RunConfig& config, nn::Mo
 std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& config, optim::Optimizer& optimizer,
                                                    int64_t total_steps);
 
+// `graft info`'s table of layer groups: per depth (0 = the head), the parameters, how many train,
+// and the lr; depth_name(d) may add a word after the number (" (head)", " (gru layer 0)").
+std::string describe_layer_groups(const RunConfig& config, nn::Module& module,
+                                  const std::function<int64_t(const std::string&)>& depth,
+                                  const std::set<const TensorImpl*>& trainable,
+                                  const std::function<std::string(int64_t)>& depth_name);
+
 // Optimizer steps of the run: train.max_steps when set, else epochs x steps per epoch over
 // `train_examples` in batches of train.batch_size, train.accumulation_steps batches a step.
 int64_t total_steps(const TrainConfig& config, int64_t train_examples);
