@@ -124,9 +124,14 @@ RunConfig read_run_config(const ConfigDocument& document) {
 
   c.task.name = r.string("task.name", c.task.name);
   c.task.loss_weight = r.number("task.loss_weight", c.task.loss_weight, 0.0, kInf);
-  if (r.has("tasks") && !document.json()["tasks"].is_array())
+  if (document.json().contains("tasks") && !document.json()["tasks"].is_array())
     throw FormatError(document.where("tasks") + ": expected an array of tasks ({name, loss_weight, data})");
-  const size_t n_tasks = r.has("tasks") ? document.json()["tasks"].size() : 0;
+  const size_t n_tasks = document.json().contains("tasks") ? document.json()["tasks"].size() : 0;
+  if (n_tasks == 0) r.accept("tasks");  // [] (as config.json records a single-task run)
+  // "domain" and "target" name domain adaptation's metrics (domain.accuracy, target.accuracy).
+  const std::set<std::string> reserved{"domain", "target"};
+  if (reserved.count(c.task.name) || c.task.name.empty() || c.task.name.find_first_of(". ") != std::string::npos)
+    throw FormatError(document.where("task.name") + ": a task name without dots or spaces, other than domain and target");
   std::set<std::string> task_names{c.task.name};
   for (size_t i = 0; i < n_tasks; ++i) {
     const std::string key = "tasks." + std::to_string(i);
@@ -134,8 +139,9 @@ RunConfig read_run_config(const ConfigDocument& document) {
       throw FormatError(document.where(key) + ": expected an object {name, loss_weight, data}");
     TaskConfig task;
     task.name = r.string(key + ".name", "");
-    if (task.name.empty() || task.name.find_first_of(". ") != std::string::npos)
-      throw FormatError(document.where(key + ".name") + ": each task needs a name without dots or spaces");
+    if (task.name.empty() || task.name.find_first_of(". ") != std::string::npos || reserved.count(task.name))
+      throw FormatError(document.where(key + ".name") + ": each task needs a name without dots or spaces, other "
+                        "than domain and target");
     if (!task_names.insert(task.name).second)
       throw FormatError(document.where(key + ".name") + ": task name \"" + task.name + "\" is used twice (task.name, tasks)");
     task.loss_weight = r.number(key + ".loss_weight", task.loss_weight, 0.0, kInf);

@@ -104,6 +104,17 @@ TEST(Config, ChoiceListsTheAllowedValues) {
   EXPECT_NE(msg.find("c.json:1: pooling: \"max\" is not one of cls, mean"), std::string::npos) << msg;
 }
 
+TEST(Config, TaskNamesAreUniqueAndLeaveDomainAndTargetToDomainAdaptation) {
+  auto message = [](const std::string& json) {
+    return format_error([&] { read_run_config(ConfigDocument::parse(json, "t.json")); });
+  };
+  EXPECT_NE(message(R"({"tasks": [{"name": "domain", "data": {}}]})").find("t.json:1: tasks.0.name"), std::string::npos);
+  EXPECT_NE(message(R"({"task": {"name": "target"}})").find("task.name"), std::string::npos);
+  EXPECT_NE(message(R"({"tasks": [{"name": "main", "data": {}}]})").find("is used twice"), std::string::npos);
+  EXPECT_NE(message(R"({"tasks": [{"name": "topic", "data": {"pth": "x.csv"}}]})").find("tasks.0.data.pth"),
+            std::string::npos);
+}
+
 TEST(Config, MalformedJsonNamesLineAndColumn) {
   const std::string msg = format_error([] { ConfigDocument::parse("{\n  \"a\": 1,\n  \"b\": }\n", "bad.json"); });
   EXPECT_NE(msg.find("bad.json:3:8: malformed JSON: syntax error"), std::string::npos) << msg;
