@@ -34,4 +34,34 @@ void add_bias_rows(const GemmShape& shape, const T* bias, T* c);
 
 bool gemm_uses_onednn();  // which f32 path this build takes
 
+// --- CUDA: cuBLASLt (kernels/gemm/cuda.cu; declared in every build, defined only with CUDA) ---
+// The same row-major contract as above, on device pointers of `device`, queued on the calling
+// thread's stream (kernels/common/cuda.h). A and B share a storage type; C may be wider (bf16 or
+// f16 inputs with an f32 C: tensor-core math, f32 accumulation and output, what autocast uses).
+// The bias has C's type and N elements. Accumulation is f32 for f32/bf16/f16 inputs (f64 for f64).
+enum class GemmType : uint8_t { f32, f64, bf16, f16 };
+enum class GemmEpilogue : uint8_t {
+  none,
+  bias,       // C = A*B + bias
+  gelu_bias,  // C = gelu_tanh(A*B + bias); the pre-activation goes to `aux` (M x N, C's type) for backward
+};
+struct CudaGemmArgs {
+  GemmShape shape;
+  GemmType ab_type = GemmType::f32;
+  GemmType c_type = GemmType::f32;
+  const void* a = nullptr;
+  const void* b = nullptr;
+  void* c = nullptr;
+  const void* bias = nullptr;
+  void* aux = nullptr;
+  GemmEpilogue epilogue = GemmEpilogue::none;
+  bool allow_tf32 = false;  // f32 inputs on tensor cores (10-bit mantissa), as torch's allow_tf32
+  int device = 0;
+};
+void gemm_cuda(const CudaGemmArgs& args);
+
+// Process-wide: whether f32 GEMMs on CUDA may use TF32 (off by default, as torch's matmul).
+void set_cuda_allow_tf32(bool allow);
+bool cuda_allow_tf32();
+
 }  // namespace graft::kernels
