@@ -20,11 +20,8 @@
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
-#include <memory>
 #include <iosfwd>
 #include <string>
-#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -62,30 +59,5 @@ void end_run(const RunConfig& config, std::ostream& log);
 // `graft info`: the model a config describes, with its strategy applied: the module tree, then
 // parameters and trainable parameters per layer group (depth 0 = the head), and the lr each gets.
 std::string describe_run(const RunConfig& config);
-
-// A finished run rebuilt from its directory (config.json, labels.json, model.safetensors), for
-// `graft predict` and `graft eval`. IOError / FormatError naming a missing or malformed file.
-class TrainedRun {
- public:
-  explicit TrainedRun(const std::filesystem::path& run_dir);
-  ~TrainedRun();
-  TrainedRun(TrainedRun&&) noexcept;
-
-  struct Prediction {
-    std::string label;
-    std::vector<double> probabilities;  // per label, in labels() order
-  };
-  std::vector<Prediction> predict(const std::vector<std::string>& texts) const;
-  // Metrics (accuracy, macro_f1, loss, ...) on the run's own validation or test split, or on
-  // another file with the config's columns (`data_path`), all of it.
-  train::Metrics evaluate(const std::string& split, const std::string& data_path = "") const;
-
-  const std::vector<std::string>& labels() const;
-  const RunConfig& config() const;
-
- private:
-  struct State;
-  std::unique_ptr<State> state_;
-};
 
 }  // namespace graft::cli

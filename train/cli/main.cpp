@@ -22,6 +22,7 @@
 #include "tensor/error.h"
 #include "train/cli/config.h"
 #include "train/cli/finetune.h"
+#include "train/cli/trained_run.h"
 #include "train/cli/plot.h"
 #include "train/data/wordpiece.h"
 #include "train/distributed/process_group.h"

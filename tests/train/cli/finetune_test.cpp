@@ -2,6 +2,7 @@
 // folder (config.json, model.safetensors, vocab.txt) and a toy sentiment CSV: what a strategy
 // freezes stays bit for bit as loaded, what it trains moves.
 #include "train/cli/finetune.h"
+#include "train/cli/trained_run.h"
 #include "train/cli/plot.h"
 
 #include <gtest/gtest.h>
