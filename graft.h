@@ -2,6 +2,7 @@
 #pragma once
 
 #include "autograd/attention.h"
+#include "autograd/autocast.h"
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "autograd/gradcheck.h"
@@ -48,6 +49,7 @@
 #include "train/distributed/sampler.h"
 #include "train/metrics.h"
 #include "train/optim/adam.h"
+#include "train/optim/grad_scaler.h"
 #include "train/optim/clip.h"
 #include "train/optim/param_groups.h"
 #include "train/optim/scheduler.h"

@@ -16,7 +16,8 @@
 // kernel (kernels/attention): tiled over query and key blocks with an online softmax; forward
 // saves the row log-sum-exp, backward recomputes probabilities tile by tile and never builds the
 // S x S matrix (f64 runs the kernels' plain reference loops in the same node). `automatic`
-// takes the fused one where it applies (f32/f64 on the CPU), the reference otherwise.
+// takes the fused one where it applies (f32/f64 on the CPU; f32/bf16/f16 on CUDA with head dims up to
+// 128), the reference otherwise.
 #pragma once
 
 #include <optional>

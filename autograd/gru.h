@@ -12,7 +12,8 @@
 // truth, and what gradcheck runs on), and `fused`, one autograd node for the whole stack on
 // oneDNN's lbr_gru primitive (forward_training with a workspace, then backward; variable lengths by
 // running each direction on sequences reversed within their lengths). `automatic` takes the fused
-// one where it applies (f32 on the CPU, graft built with oneDNN) and the reference otherwise.
+// one where it applies (f32 on the CPU with graft built with oneDNN, or f32 on CUDA: cuBLASLt GEMMs
+// and fused gate kernels, kernels/gru/cuda.cu) and the reference otherwise.
 #pragma once
 
 #include <cstdint>

@@ -22,6 +22,13 @@ struct Device {
 
 // True when this build has the CUDA backend and at least one GPU is visible.
 bool cuda_is_available();
+// "cpu", "cuda" (device 0) or "cuda:N", as torch.device reads them; ValueError naming the text
+// otherwise. It does not check that the device exists (using it does).
+Device parse_device(const std::string& text);
 int cuda_device_count();
+// Waits until the GPU has finished the calling thread's queued work on `device` (kernels run
+// asynchronously; reading a result to the host waits by itself). For timing and for errors raised
+// inside kernels. Throws DeviceError without CUDA or when a queued kernel failed.
+void cuda_synchronize(Device device = Device::cuda(0));
 
 }  // namespace graft

@@ -5,6 +5,7 @@
 
 #include "kernels/common/strided.h"
 #include "kernels/random/philox.h"
+#include "kernels/random/random_cuda.h"
 #include "tensor/ops.h"
 
 namespace graft {
@@ -36,6 +37,27 @@ Tensor generate(const char* op, const Shape& shape, const TensorOptions& options
   Tensor out = options.dtype == DType::f64 ? host : ops::cast(host, options.dtype);
   return finish(ops::to_device(out, options.device), options);
 }
+
+#if GRAFT_WITH_CUDA
+// The random factories on a CUDA device: the tensor is drawn there (kernels/random/random_cuda.h),
+// from the same (seed, counter) the CPU path would use, element for element.
+template <class F>
+Tensor generate_cuda(const char* op, const Shape& shape, const TensorOptions& options, F draw) {
+  check_shape(op, shape);
+  Tensor out = empty(shape, options.with_requires_grad(false));
+  void* p = out.data_ptr();
+  const int64_t n = out.numel();
+  const int device = options.device.index;
+  switch (options.dtype) {
+    case DType::f32: draw(device, static_cast<float*>(p), n); break;
+    case DType::f64: draw(device, static_cast<double*>(p), n); break;
+    case DType::bf16: draw(device, static_cast<bf16*>(p), n); break;
+    case DType::f16: draw(device, static_cast<f16*>(p), n); break;
+    default: throw DTypeError(std::string(op) + ": needs a floating dtype, got " + dtype_name(options.dtype));
+  }
+  return finish(out, options);
+}
+#endif
 
 }  // namespace
 
@@ -85,6 +107,12 @@ Tensor uniform(const Shape& shape, double low, double high, TensorOptions option
   if (!is_floating(options.dtype)) throw DTypeError(std::string("uniform: needs a floating dtype, got ") + dtype_name(options.dtype));
   Generator& g = generator ? *generator : default_generator();
   const uint64_t seed = g.seed(), counter = g.reserve(shape_numel(shape));
+#if GRAFT_WITH_CUDA
+  if (options.device.is_cuda())
+    return generate_cuda("uniform", shape, options, [=](int device, auto* out, int64_t n) {
+      kernels::uniform_cuda(device, out, n, low, high, seed, counter);
+    });
+#endif
   return generate("uniform", shape, options, [=](int64_t i) {
     return low + (high - low) * static_cast<double>(kernels::philox_uniform(seed, counter, i));
   });
@@ -98,6 +126,12 @@ Tensor normal(const Shape& shape, double mean, double std, TensorOptions options
   if (std < 0) throw ValueError("normal: std must be non-negative, got " + std::to_string(std));
   Generator& g = generator ? *generator : default_generator();
   const uint64_t seed = g.seed(), counter = g.reserve(shape_numel(shape));
+#if GRAFT_WITH_CUDA
+  if (options.device.is_cuda())
+    return generate_cuda("normal", shape, options, [=](int device, auto* out, int64_t n) {
+      kernels::normal_cuda(device, out, n, mean, std, seed, counter);
+    });
+#endif
   return generate("normal", shape, options,
                   [=](int64_t i) { return mean + std * kernels::philox_normal(seed, counter, i); });
 }
@@ -120,6 +154,14 @@ Tensor bernoulli(const Shape& shape, double p, Device device, Generator* generat
   if (!(p >= 0.0 && p <= 1.0)) throw ValueError("bernoulli: p must be in [0, 1], got " + std::to_string(p));
   Generator& g = generator ? *generator : default_generator();
   const uint64_t seed = g.seed(), counter = g.reserve(shape_numel(shape));
+#if GRAFT_WITH_CUDA
+  if (device.is_cuda()) {
+    check_shape("bernoulli", shape);
+    Tensor out = empty(shape, TensorOptions(DType::boolean).with_device(device));
+    kernels::bernoulli_cuda(device.index, static_cast<bool*>(out.data_ptr()), out.numel(), p, seed, counter);
+    return out;
+  }
+#endif
   return generate("bernoulli", shape, TensorOptions(DType::boolean).with_device(device),
                   [=](int64_t i) { return kernels::philox_uniform(seed, counter, i) < p ? 1.0 : 0.0; });
 }

@@ -1,4 +1,5 @@
-// matmul (torch.matmul semantics, broadcast batch dims) and layer_norm.
+// matmul (torch.matmul semantics, broadcast batch dims) and layer_norm, on the CPU and (in CUDA
+// builds) on CUDA: the same validation and operand layout, then the device's kernel.
 #include <algorithm>
 
 #include "kernels/gemm/gemm.h"
@@ -45,6 +46,46 @@ Tensor fold_batch(const Tensor& x, int64_t batch) {
   const Shape shape{batch, x.shape()[static_cast<size_t>(x.dim() - 2)], x.shape()[static_cast<size_t>(x.dim() - 1)]};
   Tensor v = try_view(x, shape);
   return v.defined() ? v : try_view(contiguous(x), shape);
+}
+
+// Throws unless this build has kernels for x's device: the CPU, and CUDA in CUDA builds.
+void check_device_supported(const char* op, const Tensor& x) {
+#if GRAFT_WITH_CUDA
+  if (x.device().is_cuda()) return;
+#endif
+  check_cpu(op, x);
+}
+
+#if GRAFT_WITH_CUDA
+// Calls f(T{}) for the floating types the CUDA kernels take.
+template <class F>
+void dispatch_cuda_float(const char* op, DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::f32: return f(float{});
+    case DType::f64: return f(double{});
+    case DType::bf16: return f(bf16{});
+    case DType::f16: return f(f16{});
+    default: detail::throw_dtype(op, dtype, "f32, f64, bf16, f16");
+  }
+}
+
+kernels::GemmType cuda_gemm_type(const char* op, DType dtype) {
+  switch (dtype) {
+    case DType::f32: return kernels::GemmType::f32;
+    case DType::f64: return kernels::GemmType::f64;
+    case DType::bf16: return kernels::GemmType::bf16;
+    case DType::f16: return kernels::GemmType::f16;
+    default: detail::throw_dtype(op, dtype, "f32, f64, bf16, f16");
+  }
+}
+#endif
+
+// Before any work: the device, and on CUDA the dtype (the CPU path checks its dtypes as it dispatches).
+void check_gemm_supported(const char* op, const Tensor& x) {
+  check_device_supported(op, x);
+#if GRAFT_WITH_CUDA
+  if (x.device().is_cuda()) cuda_gemm_type(op, x.dtype());
+#endif
 }
 
 }  // namespace
@@ -116,6 +157,26 @@ Tensor matmul_bias(const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
   s.ldb = B.ld;
   s.batch_stride_a = A.batch_stride;
   s.batch_stride_b = B.batch_stride;
+#if GRAFT_WITH_CUDA
+  if (a.device().is_cuda()) {
+    // Same operands as the CPU path (transposed views go in as transposes, no copies); 16-bit
+    // inputs give 16-bit outputs; TF32 for f32 only when the process-wide switch allows it.
+    kernels::CudaGemmArgs args;
+    args.shape = s;
+    args.ab_type = args.c_type = cuda_gemm_type("matmul", a.dtype());
+    args.a = A.t.defined() ? A.t.data_ptr() : nullptr;  // undefined only when K == 0 (never read)
+    args.b = B.t.defined() ? B.t.data_ptr() : nullptr;
+    args.c = out.data_ptr();
+    if (bias.defined()) {
+      args.bias = bias.data_ptr();
+      args.epilogue = kernels::GemmEpilogue::bias;
+    }
+    args.allow_tf32 = a.dtype() == DType::f32 && kernels::cuda_allow_tf32();
+    args.device = a.device().index;
+    kernels::gemm_cuda(args);
+    return out;
+  }
+#endif
   GRAFT_DISPATCH_F32_F64("matmul", a.dtype(), [&] {
     const auto* a_data = static_cast<const scalar_t*>(A.t.data_ptr());
     const auto* b_data = static_cast<const scalar_t*>(B.t.data_ptr());
@@ -132,7 +193,7 @@ Tensor matmul_bias(const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
   check_matmul(a, b);
-  check_cpu("matmul", a);
+  check_gemm_supported("matmul", a);
   return matmul_bias(a, b, Tensor());
 }
 
@@ -141,7 +202,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     throw ShapeError("linear: weight must be [out_features, in_features], got " + shape_str(weight.shape()));
   const Tensor weight_t = permute(weight, {1, 0});
   check_matmul(x, weight_t);
-  check_cpu("linear", x);
+  check_gemm_supported("linear", x);
   if (!bias.defined()) return matmul_bias(x, weight_t, Tensor());
   check_same_device("linear", x, bias);
   check_same_dtype("linear", x, bias);
@@ -150,9 +211,70 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   return matmul_bias(x, weight_t, contiguous(bias));
 }
 
+#if GRAFT_WITH_CUDA
+namespace {
+
+// f32/f64 keep mean/rstd in their own dtype (as the CPU); bf16/f16 keep them in f32.
+DType layer_norm_stat_dtype(DType dtype) { return dtype == DType::bf16 || dtype == DType::f16 ? DType::f32 : dtype; }
+
+std::tuple<Tensor, Tensor, Tensor> layer_norm_forward_cuda(const Tensor& x, const Tensor& w, const Tensor& b,
+                                                           const Shape& lead, int64_t rows, int64_t cols, double eps) {
+  const TensorOptions stat_options = TensorOptions(layer_norm_stat_dtype(x.dtype())).with_device(x.device());
+  Tensor y = empty_like_contiguous(x, x.dtype());
+  Tensor mean = empty(lead, stat_options), rstd = empty(lead, stat_options);
+  dispatch_cuda_float("layer_norm", x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    using S = kernels::layer_norm_stat_t<T>;
+    kernels::layer_norm_forward_cuda<T>(static_cast<const T*>(x.data_ptr()),
+                                        w.defined() ? static_cast<const T*>(w.data_ptr()) : nullptr,
+                                        b.defined() ? static_cast<const T*>(b.data_ptr()) : nullptr, rows, cols, eps,
+                                        static_cast<T*>(y.data_ptr()), static_cast<S*>(mean.data_ptr()),
+                                        static_cast<S*>(rstd.data_ptr()), x.device().index);
+  });
+  return {y, mean, rstd};
+}
+
+std::tuple<Tensor, Tensor, Tensor> layer_norm_backward_cuda(const Tensor& grad_y_in, const Tensor& x, const Tensor& mean,
+                                                            const Tensor& rstd, const Shape& norm, const Tensor& w,
+                                                            bool want_weight, bool want_bias) {
+  const char* op = "layer_norm_backward";
+  for (const Tensor* t : {&grad_y_in, &mean, &rstd}) check_same_device(op, x, *t);
+  check_same_dtype(op, x, grad_y_in);
+  if (grad_y_in.shape() != x.shape())
+    throw ShapeError(std::string(op) + ": gradient " + shape_str(grad_y_in.shape()) + " does not match input " +
+                     shape_str(x.shape()));
+  const int64_t cols = shape_numel(norm), rows = x.numel() / std::max<int64_t>(cols, 1);
+  const DType stat_dtype = layer_norm_stat_dtype(x.dtype());
+  for (const Tensor* t : {&mean, &rstd}) {
+    if (t->dtype() != stat_dtype || t->numel() != rows)
+      throw ValueError(std::string(op) + ": mean/rstd must be the " + std::to_string(rows) + " " + dtype_name(stat_dtype) +
+                       " row statistics layer_norm_forward returned for input " + shape_str(x.shape()) + " " +
+                       dtype_name(x.dtype()) + ", got " + shape_str(t->shape()) + " " + dtype_name(t->dtype()));
+  }
+  Tensor gy = contiguous(grad_y_in), m = contiguous(mean), r = contiguous(rstd);
+  Tensor gx = empty_like_contiguous(x, x.dtype());
+  const TensorOptions options = TensorOptions(x.dtype()).with_device(x.device());
+  Tensor gw = want_weight ? empty(norm, options) : Tensor();
+  Tensor gb = want_bias ? empty(norm, options) : Tensor();
+  // With rows == 0 the kernels still write the (zero) parameter gradients; with cols == 0 nothing is there.
+  dispatch_cuda_float(op, x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    using S = kernels::layer_norm_stat_t<T>;
+    kernels::layer_norm_backward_cuda<T>(
+        static_cast<const T*>(gy.data_ptr()), static_cast<const T*>(x.data_ptr()), static_cast<const S*>(m.data_ptr()),
+        static_cast<const S*>(r.data_ptr()), w.defined() ? static_cast<const T*>(w.data_ptr()) : nullptr, rows, cols,
+        static_cast<T*>(gx.data_ptr()), gw.defined() ? static_cast<T*>(gw.data_ptr()) : nullptr,
+        gb.defined() ? static_cast<T*>(gb.data_ptr()) : nullptr, x.device().index);
+  });
+  return {gx, gw, gb};
+}
+
+}  // namespace
+#endif
+
 std::tuple<Tensor, Tensor, Tensor> layer_norm_forward(const Tensor& x_in, int64_t normalized_ndim,
                                                       const Tensor& weight, const Tensor& bias, double eps) {
-  check_cpu("layer_norm", x_in);
+  check_device_supported("layer_norm", x_in);
   check_floating("layer_norm", x_in);
   if (normalized_ndim < 1 || normalized_ndim > x_in.dim())
     throw ShapeError("layer_norm: cannot normalise the last " + std::to_string(normalized_ndim) +
@@ -170,6 +292,9 @@ std::tuple<Tensor, Tensor, Tensor> layer_norm_forward(const Tensor& x_in, int64_
   Tensor x = contiguous(x_in);
   Tensor w = weight.defined() ? contiguous(weight) : Tensor(), b = bias.defined() ? contiguous(bias) : Tensor();
   const int64_t cols = shape_numel(norm), rows = shape_numel(lead);
+#if GRAFT_WITH_CUDA
+  if (x.device().is_cuda()) return layer_norm_forward_cuda(x, w, b, lead, rows, cols, eps);
+#endif
   Tensor y = empty_like_contiguous(x, x.dtype());
   Tensor mean = empty(lead, x.dtype()), rstd = empty(lead, x.dtype());
   if (cols == 0 || rows == 0) return {y, mean, rstd};
@@ -187,7 +312,21 @@ std::tuple<Tensor, Tensor, Tensor> layer_norm_forward(const Tensor& x_in, int64_
 std::tuple<Tensor, Tensor, Tensor> layer_norm_backward(const Tensor& grad_y_in, const Tensor& x_in, const Tensor& mean,
                                                        const Tensor& rstd, int64_t normalized_ndim,
                                                        const Tensor& weight, bool want_weight, bool want_bias) {
-  check_cpu("layer_norm_backward", x_in);
+  check_device_supported("layer_norm_backward", x_in);
+#if GRAFT_WITH_CUDA
+  if (x_in.device().is_cuda()) {
+    if (normalized_ndim < 1 || normalized_ndim > x_in.dim())
+      throw ShapeError("layer_norm_backward: cannot normalise the last " + std::to_string(normalized_ndim) +
+                       " dims of shape " + shape_str(x_in.shape()));
+    if (weight.defined()) {
+      check_same_device("layer_norm_backward", x_in, weight);
+      check_same_dtype("layer_norm_backward", x_in, weight);
+    }
+    const Shape norm(x_in.shape().end() - normalized_ndim, x_in.shape().end());
+    return layer_norm_backward_cuda(grad_y_in, contiguous(x_in), mean, rstd, norm,
+                                    weight.defined() ? contiguous(weight) : Tensor(), want_weight, want_bias);
+  }
+#endif
   Tensor gy = contiguous(grad_y_in), x = contiguous(x_in);
   Tensor w = weight.defined() ? contiguous(weight) : Tensor();
   const Shape norm(x.shape().end() - normalized_ndim, x.shape().end());

@@ -20,6 +20,14 @@ const char* reduce_name(ReduceOp op) {
   return "reduce";
 }
 
+// The devices with reduction kernels: the CPU, and CUDA in CUDA builds.
+void check_reduce_device(const char* op, const Tensor& x) {
+#if GRAFT_WITH_CUDA
+  if (x.device().is_cuda()) return;
+#endif
+  check_cpu(op, x);
+}
+
 struct Rows {
   Tensor data;      // contiguous [rows, cols]
   int64_t rows, cols;
@@ -77,6 +85,16 @@ Tensor reduce_leading(ReduceOp op, const Tensor& x, const std::vector<int64_t>& 
   }
   if (rows == 0 || cols <= 1) return Tensor();  // empty, or one output: the row path's blocked sum
   Tensor out = empty(out_shape, TensorOptions(x.dtype()).with_device(x.device()));
+#if GRAFT_WITH_CUDA
+  if (x.device().is_cuda()) {
+    GRAFT_DISPATCH_ALL(reduce_name(op), x.dtype(), [&] {
+      if constexpr (!std::is_same_v<scalar_t, bool>)
+        kernels::reduce_cols_cuda<scalar_t>(op, static_cast<const scalar_t*>(x.data_ptr()), rows, cols,
+                                            static_cast<scalar_t*>(out.data_ptr()), x.device().index);
+    });
+    return out;
+  }
+#endif
   GRAFT_DISPATCH_ALL(reduce_name(op), x.dtype(), [&] {
     if constexpr (!std::is_same_v<scalar_t, bool>)
       kernels::reduce_cols_cpu<scalar_t>(op, static_cast<const scalar_t*>(x.data_ptr()), rows, cols,
@@ -85,11 +103,28 @@ Tensor reduce_leading(ReduceOp op, const Tensor& x, const std::vector<int64_t>& 
   return out;
 }
 
+#if GRAFT_WITH_CUDA
+void softmax_rows_on_cuda(const char* name, bool log, const Tensor& in, int64_t rows, int64_t cols, const Tensor& out) {
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    kernels::softmax_rows_cuda<T>(log, static_cast<const T*>(in.data_ptr()), rows, cols, static_cast<T*>(out.data_ptr()),
+                                  in.device().index);
+  };
+  switch (in.dtype()) {
+    case DType::f32: return run(float{});
+    case DType::f64: return run(double{});
+    case DType::bf16: return run(bf16{});
+    case DType::f16: return run(f16{});
+    default: detail::throw_dtype(name, in.dtype(), "f32, f64, bf16, f16");
+  }
+}
+#endif
+
 }  // namespace
 
 Tensor reduce(ReduceOp op, const Tensor& x_in, const std::vector<int64_t>& dims, bool keepdim) {
   const char* name = reduce_name(op);
-  check_cpu(name, x_in);
+  check_reduce_device(name, x_in);
   Tensor x = x_in;
   if (x.dtype() == DType::boolean) {
     if (op == ReduceOp::sum || op == ReduceOp::prod) x = cast(x, DType::i64);
@@ -106,6 +141,16 @@ Tensor reduce(ReduceOp op, const Tensor& x_in, const std::vector<int64_t>& dims,
     fill(out, op == ReduceOp::prod ? 1.0 : op == ReduceOp::mean ? std::numeric_limits<double>::quiet_NaN() : 0.0);
     return out;
   }
+#if GRAFT_WITH_CUDA
+  if (x.device().is_cuda()) {
+    GRAFT_DISPATCH_ALL(name, x.dtype(), [&] {
+      if constexpr (!std::is_same_v<scalar_t, bool>)
+        kernels::reduce_rows_cuda<scalar_t>(op, static_cast<const scalar_t*>(r.data.data_ptr()), r.rows, r.cols,
+                                            static_cast<scalar_t*>(out.data_ptr()), nullptr, x.device().index);
+    });
+    return out;
+  }
+#endif
   GRAFT_DISPATCH_ALL(name, x.dtype(), [&] {
     if constexpr (!std::is_same_v<scalar_t, bool>)
       kernels::reduce_rows_cpu<scalar_t>(op, static_cast<const scalar_t*>(r.data.data_ptr()), r.rows, r.cols,
@@ -116,13 +161,24 @@ Tensor reduce(ReduceOp op, const Tensor& x_in, const std::vector<int64_t>& dims,
 
 std::pair<Tensor, Tensor> reduce_with_index(ReduceOp op, const Tensor& x, int64_t dim, bool keepdim) {
   const char* name = reduce_name(op);
-  check_cpu(name, x);
+  check_reduce_device(name, x);
   if (op != ReduceOp::max && op != ReduceOp::min) throw ValueError("reduce_with_index: only max and min");
   if (x.dtype() == DType::boolean) detail::throw_dtype(name, x.dtype(), "floating and integer types");
   Rows r = to_rows(name, x, {dim}, keepdim);
   if (r.cols == 0) throw ShapeError(std::string(name) + ": cannot reduce an empty dim of shape " + shape_str(x.shape()));
   Tensor values = empty(r.out_shape, TensorOptions(x.dtype()).with_device(x.device()));
   Tensor indices = empty(r.out_shape, TensorOptions(DType::i64).with_device(x.device()));
+#if GRAFT_WITH_CUDA
+  if (x.device().is_cuda()) {
+    GRAFT_DISPATCH_ALL(name, x.dtype(), [&] {
+      if constexpr (!std::is_same_v<scalar_t, bool>)
+        kernels::reduce_rows_cuda<scalar_t>(op, static_cast<const scalar_t*>(r.data.data_ptr()), r.rows, r.cols,
+                                            static_cast<scalar_t*>(values.data_ptr()),
+                                            static_cast<int64_t*>(indices.data_ptr()), x.device().index);
+    });
+    return {values, indices};
+  }
+#endif
   GRAFT_DISPATCH_ALL(name, x.dtype(), [&] {
     if constexpr (!std::is_same_v<scalar_t, bool>)
       kernels::reduce_rows_cpu<scalar_t>(op, static_cast<const scalar_t*>(r.data.data_ptr()), r.rows, r.cols,
@@ -134,11 +190,21 @@ std::pair<Tensor, Tensor> reduce_with_index(ReduceOp op, const Tensor& x, int64_
 
 Tensor arg_reduce(bool is_max, const Tensor& x, int64_t dim, bool keepdim) {
   const char* name = is_max ? "argmax" : "argmin";
-  check_cpu(name, x);
+  check_reduce_device(name, x);
   if (x.dtype() == DType::boolean) detail::throw_dtype(name, x.dtype(), "floating and integer types");
   Rows r = to_rows(name, x, {dim}, keepdim);
   if (r.cols == 0) throw ShapeError(std::string(name) + ": cannot reduce an empty dim of shape " + shape_str(x.shape()));
   Tensor indices = empty(r.out_shape, TensorOptions(DType::i64).with_device(x.device()));
+#if GRAFT_WITH_CUDA
+  if (x.device().is_cuda()) {
+    GRAFT_DISPATCH_ALL(name, x.dtype(), [&] {
+      if constexpr (!std::is_same_v<scalar_t, bool>)
+        kernels::arg_reduce_rows_cuda<scalar_t>(is_max, static_cast<const scalar_t*>(r.data.data_ptr()), r.rows,
+                                                r.cols, static_cast<int64_t*>(indices.data_ptr()), x.device().index);
+    });
+    return indices;
+  }
+#endif
   GRAFT_DISPATCH_ALL(name, x.dtype(), [&] {
     if constexpr (!std::is_same_v<scalar_t, bool>)
       kernels::arg_reduce_rows_cpu<scalar_t>(is_max, static_cast<const scalar_t*>(r.data.data_ptr()), r.rows, r.cols,
@@ -149,7 +215,7 @@ Tensor arg_reduce(bool is_max, const Tensor& x, int64_t dim, bool keepdim) {
 
 Tensor softmax(const Tensor& x, int64_t dim, bool log) {
   const char* name = log ? "log_softmax" : "softmax";
-  check_cpu(name, x);
+  check_reduce_device(name, x);
   check_floating(name, x);
   if (x.dim() == 0) return softmax(unsqueeze(x, 0), 0, log).reshape({});
   dim = normalize_dim(name, dim, x.dim());
@@ -160,6 +226,12 @@ Tensor softmax(const Tensor& x, int64_t dim, bool log) {
   Tensor rows = contiguous(permute(x, order));
   Tensor out = empty_like_contiguous(rows, x.dtype());
   const int64_t cols = x.shape()[static_cast<size_t>(dim)];
+#if GRAFT_WITH_CUDA
+  if (x.device().is_cuda()) {  // 16-bit rows too: they compute in float on the GPU
+    if (cols > 0 && x.numel() > 0) softmax_rows_on_cuda(name, log, rows, x.numel() / cols, cols, out);
+    return contiguous(permute(out, order));
+  }
+#endif
   if (cols > 0 && x.numel() > 0) {
     GRAFT_DISPATCH_F32_F64(name, x.dtype(), [&] {
       kernels::softmax_rows_cpu<scalar_t>(log, static_cast<const scalar_t*>(rows.data_ptr()), x.numel() / cols, cols,

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "autograd/autocast.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "tensor/factory.h"
@@ -27,6 +28,7 @@ nlohmann::json TrainerState::to_json() const {
                       {"best_step", best_step},
                       {"evaluations_without_improvement", evaluations_without_improvement},
                       {"skipped_steps", skipped_steps},
+                      {"amp_skipped_steps", amp_skipped_steps},
                       {"last_eval_step", last_eval_step},
                       {"last_save_step", last_save_step}};
   json["best_metric"] = best_metric ? nlohmann::json(*best_metric) : nlohmann::json();
@@ -45,6 +47,7 @@ TrainerState TrainerState::from_json(const nlohmann::json& json) {
     state.best_step = json.at("best_step").get<int64_t>();
     state.evaluations_without_improvement = json.at("evaluations_without_improvement").get<int64_t>();
     state.skipped_steps = json.at("skipped_steps").get<int64_t>();
+    state.amp_skipped_steps = json.value("amp_skipped_steps", int64_t{0});  // absent before mixed precision
     state.last_eval_step = json.at("last_eval_step").get<int64_t>();
     state.last_save_step = json.at("last_save_step").get<int64_t>();
   } catch (const nlohmann::json::exception& e) {
@@ -56,9 +59,31 @@ TrainerState TrainerState::from_json(const nlohmann::json& json) {
   return state;
 }
 
+const char* mixed_precision_name(MixedPrecision mode) {
+  switch (mode) {
+    case MixedPrecision::none: return "none";
+    case MixedPrecision::bf16: return "bf16";
+    case MixedPrecision::f16: return "f16";
+  }
+  return "unknown";
+}
+
+MixedPrecision parse_mixed_precision(const std::string& name) {
+  for (MixedPrecision mode : {MixedPrecision::none, MixedPrecision::bf16, MixedPrecision::f16})
+    if (name == mixed_precision_name(mode)) return mode;
+  throw ValueError("mixed_precision: \"" + name + "\" is not one of none, bf16, f16");
+}
+
 // --- Trainer ---
 
 namespace {
+
+// The autocast dtype of a mixed-precision mode; nullopt for none.
+std::optional<DType> autocast_for(MixedPrecision mode) {
+  if (mode == MixedPrecision::bf16) return DType::bf16;
+  if (mode == MixedPrecision::f16) return DType::f16;
+  return std::nullopt;
+}
 
 std::string format_metrics(const Metrics& metrics) {
   std::ostringstream out;
@@ -102,6 +127,15 @@ Trainer::Trainer(nn::Module& model, optim::Optimizer& optimizer, optim::LRSchedu
   require(options_.log_every_steps >= 1, "log_every_steps must be >= 1");
   if (scheduler_ && &scheduler_->optimizer() != &optimizer_) {
     throw ValueError("Trainer: the scheduler is bound to another optimizer");
+  }
+  if (options_.device) model_.to(*options_.device);
+  require(options_.mixed_precision == MixedPrecision::none || options_.mixed_precision == MixedPrecision::bf16 ||
+              options_.mixed_precision == MixedPrecision::f16,
+          "mixed_precision must be none, bf16 or f16");
+  if (options_.mixed_precision == MixedPrecision::f16) {
+    optim::GradScalerOptions scaler_options = options_.grad_scaler;
+    scaler_options.enabled = true;
+    scaler_ = std::make_unique<optim::GradScaler>(scaler_options);
   }
 }
 
@@ -175,6 +209,8 @@ Metrics Trainer::evaluate(const data::Dataset& dataset) {
   const bool was_training = model_.is_training();
   model_.eval();
   NoGradGuard no_grad;
+  std::optional<AutocastGuard> autocast;  // evaluation computes as training does
+  if (const auto dtype = autocast_for(options_.mixed_precision)) autocast.emplace(*dtype);
   data::BatchSamplerOptions sampler_options;
   sampler_options.batch_size = options_.eval_batch_size > 0 ? options_.eval_batch_size : options_.batch_size;
   sampler_options.shuffle = false;
@@ -195,7 +231,7 @@ Metrics Trainer::evaluate(const data::Dataset& dataset) {
       data::BatchSampler sampler = distributed ? data::BatchSampler(indices_here, sampler_options)
                                                : data::BatchSampler(dataset.size(), sampler_options);
       for (const auto& indices : sampler.batches(0)) {
-        data::Batch batch = dataset.collate(indices);
+        data::Batch batch = on_device(dataset.collate(indices));
         StepOutput out = forward_(batch, false);
         const auto n = static_cast<int64_t>(indices.size());
         if (out.loss.defined()) {
@@ -274,6 +310,8 @@ Metrics Trainer::evaluate_with(const std::function<Metrics()>& fn) {
   const bool was_training = model_.is_training();
   model_.eval();
   NoGradGuard no_grad;
+  std::optional<AutocastGuard> autocast;
+  if (const auto dtype = autocast_for(options_.mixed_precision)) autocast.emplace(*dtype);
   try {
     Metrics metrics = fn();
     model_.train(was_training);
@@ -282,6 +320,16 @@ Metrics Trainer::evaluate_with(const std::function<Metrics()>& fn) {
     model_.train(was_training);
     throw;
   }
+}
+
+data::Batch Trainer::on_device(data::Batch batch) const {
+  return options_.device ? data::to_device(batch, *options_.device) : batch;
+}
+
+StepOutput Trainer::run_forward(const data::Batch& batch, bool training) {
+  std::optional<AutocastGuard> autocast;
+  if (const auto dtype = autocast_for(options_.mixed_precision)) autocast.emplace(*dtype);
+  return forward_(batch, training);
 }
 
 double Trainer::run_step(const data::Dataset& train, const std::vector<std::vector<int64_t>>& batches, size_t first,
@@ -307,8 +355,8 @@ double Trainer::run_step(const data::Dataset& train, const std::vector<std::vect
       // Distributed: the micro-batches before the last accumulate locally; the last one's
       // backward reduces the step's whole gradient.
       if (dp) dp->set_sync(j + 1 == first + count);
-      data::Batch batch = train.collate(batches[j]);
-      StepOutput out = forward_(batch, true);
+      data::Batch batch = on_device(train.collate(batches[j]));
+      StepOutput out = run_forward(batch, true);
       if (!out.loss.defined() || out.loss.numel() != 1) {
         throw ShapeError("Trainer: the forward function must return a scalar loss, got " +
                          (out.loss.defined() ? shape_str(out.loss.shape()) : std::string("an undefined tensor")));
@@ -326,7 +374,9 @@ double Trainer::run_step(const data::Dataset& train, const std::vector<std::vect
         continue;  // its gradients would be NaN anyway
       }
       // Average over the batches actually in this step, so a short last step is not down-weighted.
-      (out.loss / static_cast<double>(count)).backward();
+      // f16: backward on the scaled loss, so that small gradients survive f16's range.
+      const Tensor step_loss = out.loss / static_cast<double>(count);
+      (scaler_ ? scaler_->scale(step_loss) : step_loss).backward();
     }
     if (dp) {
       dp->set_sync(true);
@@ -346,7 +396,18 @@ double Trainer::run_step(const data::Dataset& train, const std::vector<std::vect
   }
   const double loss = loss_sum / static_cast<double>(count);
   const std::vector<Tensor> params = trainable_parameters(optimizer_);
-  const bool grads_ok = finite && optim::grads_are_finite(params);
+  // f16: the true gradients from here on (clipping must see them). Gradients that overflowed at
+  // this loss scale are the scaler's business, not an error: skip the step, back the scale off.
+  if (finite && scaler_) {
+    scaler_->unscale_(optimizer_);
+    if (scaler_->found_inf(optimizer_)) {
+      clear_gradients();
+      scaler_->update();
+      ++state.amp_skipped_steps;
+      return loss;
+    }
+  }
+  const bool grads_ok = finite && (scaler_ || optim::grads_are_finite(params));  // the scaler has checked
   if (!grads_ok) {
     const std::string what = std::string(finite ? "gradients are" : "loss is") + " not finite at step " +
                              std::to_string(state.global_step + 1) + " (loss " + std::to_string(loss) + ")";
@@ -359,7 +420,12 @@ double Trainer::run_step(const data::Dataset& train, const std::vector<std::vect
   }
   if (options_.clip_value > 0) optim::clip_grad_value(params, options_.clip_value);
   if (options_.max_grad_norm > 0) optim::clip_grad_norm(params, options_.max_grad_norm);
-  optimizer_.step();
+  if (scaler_) {
+    scaler_->step(optimizer_);  // the gradients are unscaled and finite: it steps
+    scaler_->update();
+  } else {
+    optimizer_.step();
+  }
   clear_gradients();
   return loss;
 }
@@ -404,7 +470,14 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
       throw ValueError("Trainer::fit: checkpoint position (batch " + std::to_string(state.batch_in_epoch) +
                        ") is past this data set's " + std::to_string(batches_per_epoch) + " batches per epoch");
     }
+    // The loss scale (f16) is checked before anything changes too, and set after the rest.
+    std::optional<optim::GradScaler> scaler_state;
+    if (scaler_ && saved.contains("grad_scaler")) {
+      scaler_state.emplace(*scaler_);
+      scaler_state->load_state_dict(saved["grad_scaler"]);
+    }
     load_checkpoint(*resume_from, model_, &optimizer_, scheduler_);
+    if (scaler_state) *scaler_ = *scaler_state;
   }
   // Distributed: rank 0's weights everywhere, and the gradient hooks for this fit.
   struct ResetOnExit {
@@ -455,6 +528,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
     state.last_save_step = state.global_step;
     nlohmann::json trainer_state = state.to_json();
     trainer_state["run"] = run_settings(train);
+    if (scaler_) trainer_state["grad_scaler"] = scaler_->state_dict();
     on_main([&] {
       checkpoints->save(state.global_step, model_, &optimizer_, scheduler_, trainer_state, metric, greater_is_better());
     });
@@ -512,11 +586,12 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
     while (state.batch_in_epoch < batches_per_epoch && !state.should_stop && state.global_step < state.total_steps) {
       const int64_t count = std::min(options_.accumulation_steps, batches_per_epoch - state.batch_in_epoch);
       int64_t samples = 0;
-      const int64_t skipped_before = state.skipped_steps;
+      const int64_t skipped_before = state.skipped_steps, amp_skipped_before = state.amp_skipped_steps;
       MetricAccumulator step_metrics(options_.task, options_.num_classes);
       const double loss = run_step(train, batches, static_cast<size_t>(state.batch_in_epoch),
                                    static_cast<size_t>(count), state, &samples, &step_metrics);
-      const bool skipped = state.skipped_steps != skipped_before;
+      const bool amp_skipped = state.amp_skipped_steps != amp_skipped_before;  // f16 overflow
+      const bool skipped = state.skipped_steps != skipped_before || amp_skipped;
       state.batch_in_epoch += count;
       ++state.global_step;
       state.last_loss = loss;
@@ -529,7 +604,13 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
         for (const auto& group : optimizer_.param_groups()) lrs.push_back(group.lr);
         nlohmann::json record{{"event", "step"}, {"step", state.global_step}, {"epoch", epoch_progress()},
                               {"loss", loss}, {"lr", lrs}, {"samples", samples}};
-        if (skipped) record["skipped"] = "non-finite loss or gradients";
+        if (skipped)
+          record["skipped"] = amp_skipped ? "f16 gradients overflowed; loss scale backed off"
+                                          : "non-finite loss or gradients";
+        if (scaler_) {
+          record["amp_skipped"] = state.amp_skipped_steps;
+          record["loss_scale"] = scaler_->get_scale();
+        }
         if (step_metrics.count() > 0) {
           const Metrics m = step_metrics.compute();
           for (const char* key : {"accuracy", "mse"})
@@ -537,7 +618,10 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset* valida
         }
         log.write(record);
       }
-      if (skipped) {
+      if (amp_skipped) {
+        progress.message("step " + std::to_string(state.global_step) + ": f16 gradients overflowed, step skipped, " +
+                         "loss scale now " + std::to_string(scaler_->get_scale()));
+      } else if (skipped) {
         progress.message("step " + std::to_string(state.global_step) + ": non-finite loss or gradients, step skipped");
       }
       progress.update(state.global_step, loss, lr, samples);

@@ -20,6 +20,14 @@
 // Step words: a *batch* is one forward/backward; an optimizer *step* is accumulation_steps batches
 // (fewer at the end of an epoch; the loss is averaged over the batches actually in the step).
 // global_step counts optimizer steps, as HF's does.
+//
+// Mixed precision (TrainerOptions::mixed_precision, autograd/autocast.h): the training forward and
+// loss and every evaluation run under AutocastGuard, so GEMMs and attention compute in bf16 or f16
+// while the parameters (master weights), their gradients and everything else stay f32. f16 also
+// scales the loss (optim::GradScaler): backward runs on the scaled loss, the gradients are unscaled
+// before clipping, and a step whose gradients overflowed is skipped (neither optimizer nor
+// scheduler steps; TrainerState::amp_skipped_steps counts it, the log's step records carry
+// amp_skipped and loss_scale) while the scale backs off. The scaler's state is checkpointed.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +44,7 @@
 #include "train/data/dataset.h"
 #include "train/distributed/process_group.h"
 #include "train/metrics.h"
+#include "train/optim/grad_scaler.h"
 #include "train/optim/optimizer.h"
 #include "train/optim/scheduler.h"
 
@@ -63,6 +72,12 @@ struct EarlyStoppingOptions {
   double min_delta = 0.0;
   bool restore_best = true;    // at the end, load the weights of the best evaluation
 };
+
+// What the training forward computes its GEMMs and attention in (see the top of this file).
+enum class MixedPrecision { none, bf16, f16 };
+const char* mixed_precision_name(MixedPrecision mode);  // "none", "bf16", "f16"
+// ValueError naming the value and the allowed ones.
+MixedPrecision parse_mixed_precision(const std::string& name);
 
 struct TrainerOptions {
   int64_t epochs = 1;
@@ -95,6 +110,12 @@ struct TrainerOptions {
   // Data-parallel training over these processes (see the top of this file); null: one process.
   std::shared_ptr<distributed::ProcessGroup> process_group;
   int64_t bucket_bytes = 25 * 1024 * 1024;  // gradient all-reduce buckets (distributed)
+  // Where training runs, as HF's TrainingArguments.device: the Trainer moves the model there when
+  // it is constructed (in place: an optimizer made before keeps its parameters) and every batch
+  // before the forward function sees it. Unset: the model and batches stay where they are.
+  std::optional<Device> device;
+  MixedPrecision mixed_precision = MixedPrecision::none;  // see the top of this file
+  optim::GradScalerOptions grad_scaler;  // f16's loss scaling (its `enabled` is ignored: f16 always scales)
 };
 
 // Live state, visible to callbacks. Callbacks may set should_stop.
@@ -108,6 +129,7 @@ struct TrainerState {
   int64_t best_step = -1;
   int64_t evaluations_without_improvement = 0;
   int64_t skipped_steps = 0;      // non-finite loss or gradients (neither optimizer nor scheduler stepped)
+  int64_t amp_skipped_steps = 0;  // f16: gradients overflowed at the loss scale (skipped the same way)
   int64_t last_eval_step = -1;    // so a resumed run does not evaluate (or save) the same step twice
   int64_t last_save_step = -1;
   bool should_stop = false;
@@ -162,8 +184,13 @@ class Trainer {
   const TrainerOptions& options() const { return options_; }
   nn::Module& model() { return model_; }
   optim::Optimizer& optimizer() { return optimizer_; }
+  // The loss scaler of mixed_precision f16; null otherwise.
+  const optim::GradScaler* grad_scaler() const { return scaler_.get(); }
 
  private:
+  data::Batch on_device(data::Batch batch) const;  // moved to options_.device, when set
+  // forward_ under the autocast of options_.mixed_precision.
+  StepOutput run_forward(const data::Batch& batch, bool training);
   double run_step(const data::Dataset& train, const std::vector<std::vector<int64_t>>& batches, size_t first,
                   size_t count, TrainerState& state, int64_t* samples, MetricAccumulator* metrics);
   bool is_better(double value, const std::optional<double>& best) const;
@@ -181,6 +208,7 @@ class Trainer {
   TrainerOptions options_;
   std::vector<std::shared_ptr<Callback>> callbacks_;
   std::unique_ptr<distributed::DataParallel> data_parallel_;  // during a distributed fit
+  std::unique_ptr<optim::GradScaler> scaler_;                  // mixed_precision f16 only
 };
 
 }  // namespace graft::train

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "autograd/attention.h"
+#include "autograd/autocast.h"
 #include "autograd/ops.h"
 #include "tensor/error.h"
 
@@ -15,7 +16,7 @@ namespace graft {
 
 namespace detail {
 // Defined in attention_fused.cpp (arguments already validated).
-bool attention_fused_applies(const Tensor& q);
+bool attention_fused_applies(const Tensor& q, const Tensor& v);
 Tensor attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options,
                        double scale);
 }  // namespace detail
@@ -97,9 +98,30 @@ Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, co
   return matmul(probs, v);
 }
 
-std::string why_not_fused(const Tensor& q) {
-  if (!q.device().is_cpu()) return "q is on " + q.device().str() + " and the fused path runs on the CPU";
-  return std::string("q is ") + dtype_name(q.dtype()) + " and the fused path runs f32 and f64";
+std::string why_not_fused(const Tensor& q, const Tensor& v) {
+  if (q.device().is_cuda())
+    return std::string("q is ") + dtype_name(q.dtype()) + " " + shape_str(q.shape()) + " and v " + shape_str(v.shape()) +
+           " on " + q.device().str() + ", and the fused CUDA path runs f32, bf16 and f16 with head dims up to 128";
+  if (!q.device().is_cpu()) return "q is on " + q.device().str() + " and the fused path runs on the CPU and CUDA";
+  return std::string("q is ") + dtype_name(q.dtype()) + " and the fused CPU path runs f32 and f64";
+}
+
+// The op on operands already cast (or not) for autocast.
+Tensor attention_dispatch(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options,
+                          double scale, AttentionImplementation implementation) {
+  switch (implementation) {
+    case AttentionImplementation::reference:
+      return attention_reference(q, k, v, options, scale);
+    case AttentionImplementation::fused:
+      if (!detail::attention_fused_applies(q, v))
+        throw NotImplementedError(std::string(kOp) + ": the fused implementation does not apply: " + why_not_fused(q, v) +
+                                  "; use AttentionImplementation::reference or automatic");
+      return detail::attention_fused(q, k, v, options, scale);
+    case AttentionImplementation::automatic:
+      if (detail::attention_fused_applies(q, v)) return detail::attention_fused(q, k, v, options, scale);
+      return attention_reference(q, k, v, options, scale);
+  }
+  throw ValueError(std::string(kOp) + ": unknown implementation");
 }
 
 }  // namespace
@@ -107,19 +129,18 @@ std::string why_not_fused(const Tensor& q) {
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options,
                                     AttentionImplementation implementation) {
   const double scale = validate(q, k, v, options);
-  switch (implementation) {
-    case AttentionImplementation::reference:
-      return attention_reference(q, k, v, options, scale);
-    case AttentionImplementation::fused:
-      if (!detail::attention_fused_applies(q))
-        throw NotImplementedError(std::string(kOp) + ": the fused implementation does not apply: " + why_not_fused(q) +
-                                  "; use AttentionImplementation::reference or automatic");
-      return detail::attention_fused(q, k, v, options, scale);
-    case AttentionImplementation::automatic:
-      if (detail::attention_fused_applies(q)) return detail::attention_fused(q, k, v, options, scale);
-      return attention_reference(q, k, v, options, scale);
+  if (const auto dtype = autocast::compute_dtype({q, k, v})) {
+    Tensor out;
+    {
+      // Autocast is off inside: the op is cast once here, as a whole. (On the CPU the emulated
+      // operands are still f32, and the reference composite's matmuls would round again.)
+      AutocastGuard off(DType::f32);
+      out = attention_dispatch(autocast::to_compute(q, *dtype), autocast::to_compute(k, *dtype),
+                               autocast::to_compute(v, *dtype), options, scale, implementation);
+    }
+    return autocast::to_result(out, *dtype);
   }
-  throw ValueError(std::string(kOp) + ": unknown implementation");
+  return attention_dispatch(q, k, v, options, scale, implementation);
 }
 
 }  // namespace graft

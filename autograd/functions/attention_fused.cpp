@@ -3,7 +3,10 @@
 // kernel reads views in place; backward makes them contiguous), the output, the row
 // log-sum-exp [B, h, Sq] and the dropout seed and counter; backward recomputes the probabilities
 // from them (and regenerates the dropout mask) instead of keeping the Sq x Sk matrix.
+// On CUDA (f32, bf16, f16; head dims up to 128) the same node runs kernels/attention/cuda.cu:
+// q, k, v read in place when their last dim is contiguous, lse kept in f32 whatever the dtype.
 // Shape letters: B batch, h heads, Sq queries, Sk keys, d head dim of q and k, dv head dim of v.
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -63,16 +66,109 @@ void by_dtype(DType dtype, F&& f) {
     f(double{});
 }
 
+#if GRAFT_WITH_CUDA
+// --- CUDA: the kernels of kernels/attention/cuda.cu, f32 / bf16 / f16 storage, f32 lse. ---
+
+template <class S>
+const S* device_ptr(const Tensor& t) {
+  return static_cast<const S*>(t.data_ptr());  // data_ptr<T>() is the CPU accessor: it refuses device memory
+}
+template <class S>
+S* device_mut_ptr(const Tensor& t) {
+  return static_cast<S*>(t.data_ptr());
+}
+
+// Runs f(S{}) with S = q's storage type (attention_fused_applies admitted only these).
+template <class F>
+void by_cuda_dtype(DType dtype, F&& f) {
+  if (dtype == DType::f32)
+    f(float{});
+  else if (dtype == DType::bf16)
+    f(bf16{});
+  else
+    f(f16{});
+}
+
+Tensor attention_fused_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options,
+                            double scale) {
+  const kernels::AttentionShape shape{q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3)};
+  if (shape.D > kernels::kAttentionCudaMaxHeadDim || shape.Dv > kernels::kAttentionCudaMaxHeadDim)
+    throw NotImplementedError("scaled_dot_product_attention: the fused CUDA kernel takes head dims up to " +
+                              std::to_string(kernels::kAttentionCudaMaxHeadDim) + ", got q " + shape_str(q.shape()) +
+                              ", k " + shape_str(k.shape()) + ", v " + shape_str(v.shape()) +
+                              "; use AttentionImplementation::reference");
+  // Forward reads q, k, v through their strides when the last dim has stride 1 (the views
+  // attention layers pass; a size-1 last dim of another stride is copied too, as on the CPU);
+  // backward takes them contiguous.
+  auto prepare = [](const Tensor& t) { return t.strides()[3] == 1 ? t : ops::contiguous(t); };
+  const Tensor qc = prepare(q), kc = prepare(k), vc = prepare(v);
+  const Tensor mask = options.key_padding_mask.defined() ? ops::contiguous(options.key_padding_mask) : Tensor();
+  kernels::AttentionParams params;
+  params.scale = scale;
+  params.causal = options.causal;
+  params.key_padding_mask = mask.defined() ? static_cast<const bool*>(mask.data_ptr()) : nullptr;
+  params.dropout_p = options.dropout_p;
+  if (options.dropout_p > 0) {
+    // The CPU's draw exactly, so a seed gives the same mask on either device.
+    Generator& g = options.generator ? *options.generator : default_generator();
+    params.dropout_seed = g.seed();
+    params.dropout_counter = g.reserve(shape.B * shape.H * shape.Sq * shape.Sk);
+  }
+  const int device = q.device().index;
+  const Tensor out = empty({shape.B, shape.H, shape.Sq, shape.Dv}, TensorOptions(q.dtype()).with_device(q.device()));
+  const Tensor lse = empty({shape.B, shape.H, shape.Sq}, TensorOptions(DType::f32).with_device(q.device()));
+  by_cuda_dtype(q.dtype(), [&](auto s) {
+    using S = decltype(s);
+    kernels::attention_cuda_forward<S>(shape, layout_of(qc, kc, vc, out), params, device_ptr<S>(qc),
+                                       device_ptr<S>(kc), device_ptr<S>(vc), device_mut_ptr<S>(out),
+                                       device_mut_ptr<float>(lse), device);
+  });
+  return record("scaled_dot_product_attention", out, {q, k, v},
+                [q_saved = saved(qc), k_saved = saved(kc), v_saved = saved(vc), saved_out = saved(out), lse, mask,
+                 shape, params, device](const Tensor& grad) {
+                  const Tensor qc = ops::contiguous(q_saved), kc = ops::contiguous(k_saved),
+                               vc = ops::contiguous(v_saved), out_c = ops::contiguous(saved_out);
+                  // The kernel reads dout as q's storage type: never reinterpret another dtype's bits.
+                  const Tensor dout = grad.dtype() == qc.dtype() ? ops::contiguous(grad) : ops::cast(grad, qc.dtype());
+                  const Tensor dq = empty_like(qc), dk = empty_like(kc), dv = empty_like(vc);
+                  by_cuda_dtype(qc.dtype(), [&](auto s) {
+                    using S = decltype(s);
+                    kernels::attention_cuda_backward<S>(
+                        shape, params, device_ptr<S>(qc), device_ptr<S>(kc), device_ptr<S>(vc), device_ptr<S>(out_c),
+                        device_ptr<float>(lse), device_ptr<S>(dout), device_mut_ptr<S>(dq), device_mut_ptr<S>(dk),
+                        device_mut_ptr<S>(dv), device);
+                  });
+                  return std::vector<Tensor>{dq, dk, dv};
+                });
+}
+#endif  // GRAFT_WITH_CUDA
+
 }  // namespace
 
 namespace detail {
 
 bool attention_fused_applies(const Tensor& q) {
+#if GRAFT_WITH_CUDA
+  if (q.device().is_cuda())
+    return (q.dtype() == DType::f32 || q.dtype() == DType::bf16 || q.dtype() == DType::f16) &&
+           q.size(3) <= kernels::kAttentionCudaMaxHeadDim;
+#endif
   return q.device().is_cpu() && (q.dtype() == DType::f32 || q.dtype() == DType::f64);
+}
+
+// The same, knowing v: on CUDA v's head dim has the same limit as q's (what attention.cpp asks).
+bool attention_fused_applies(const Tensor& q, const Tensor& v) {
+#if GRAFT_WITH_CUDA
+  if (q.device().is_cuda()) return attention_fused_applies(q) && v.size(3) <= kernels::kAttentionCudaMaxHeadDim;
+#endif
+  return attention_fused_applies(q);
 }
 
 Tensor attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options,
                        double scale) {
+#if GRAFT_WITH_CUDA
+  if (q.device().is_cuda()) return attention_fused_cuda(q, k, v, options, scale);
+#endif
   // f32 reads q, k, v in place (the views attention layers pass); backward, and the f64 reference,
   // take them contiguous.
   const bool in_place = q.dtype() == DType::f32 && last_dim_contiguous(q) && last_dim_contiguous(k) &&

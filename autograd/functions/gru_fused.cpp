@@ -1,5 +1,6 @@
 // The fused GRU: ONE autograd node for the whole layer stack, each layer (both directions) one call
 // of the oneDNN lbr_gru kernel (kernels/gru/cpu_onednn.cpp), forward_training with a workspace.
+// On CUDA tensors the same node runs kernels/gru/cuda.cu instead (gru_fused_cuda below).
 // Shape letters: T steps, N batch, I input size, H hidden, L layers, D directions.
 //
 // A node has one output, so the node's output is one flat buffer
@@ -33,8 +34,44 @@ using namespace autograd;
 
 namespace {
 
+// What both paths read off the arguments (already validated by gru() and gru_fused()): sizes, the
+// time-major contiguous input (batch_first is transposed at the boundary, one copy each way), h0,
+// and whether a graph and dropout between layers are wanted.
+struct FusedCall {
+  int64_t L, D, per, H, T = 0, N = 0, I = 0, y_numel = 0, hn_numel = 0;
+  Tensor x0, h0c;
+  std::vector<Tensor> inputs;  // input, h0, params: the node's inputs
+  bool graph = false, drop = false;
+  double p = 0.0;
+
+  FusedCall(const Tensor& input, const Tensor& h0, const std::vector<Tensor>& params, const GruOptions& options)
+      : L(options.num_layers), D(options.bidirectional ? 2 : 1), per(options.bias ? 4 : 2), H(params[1].shape()[1]) {
+    x0 = ops::contiguous(options.batch_first ? ops::permute(input, {1, 0, 2}) : input);
+    T = x0.shape()[0], N = x0.shape()[1], I = x0.shape()[2];
+    h0c = h0.defined() ? ops::contiguous(h0) : Tensor();
+    if (h0c.defined() && h0c.shape() != Shape{L * D, N, H})
+      throw ShapeError("gru (fused): h0 " + shape_str(h0c.shape()) + " must be " + shape_str({L * D, N, H}));
+    inputs = {input, h0};
+    inputs.insert(inputs.end(), params.begin(), params.end());
+    graph = needs_graph(inputs);
+    p = options.dropout;
+    drop = options.training && p > 0.0 && L > 1;
+    y_numel = T * N * D * H, hn_numel = L * D * N * H;
+  }
+};
+
 // Why the fused path does not apply to these arguments, or empty when it does.
 std::string fused_refusal(const Tensor& input, const std::vector<Tensor>& params, const Tensor& lengths) {
+#if GRAFT_WITH_CUDA
+  // CUDA tensors take the CUDA kernels (kernels/gru/cuda.cu), which need no oneDNN.
+  if (input.defined() && input.device().is_cuda()) {
+    if (input.dtype() != DType::f32) return std::string("input dtype is ") + dtype_name(input.dtype()) + ", not f32";
+    for (const Tensor& p : params)
+      if (!p.defined() || p.dtype() != DType::f32 || p.device() != input.device())
+        return "a parameter is not an f32 tensor on " + input.device().str();
+    return {};
+  }
+#endif
   if (!kernels::gru_cpu_available()) return "graft was built without oneDNN";
   if (!input.defined()) return "input is undefined";
   if (input.dtype() != DType::f32) return std::string("input dtype is ") + dtype_name(input.dtype()) + ", not f32";
@@ -107,6 +144,137 @@ kernels::GruLayerWeights<float> weights_of(const Layer& layer, int64_t per) {
 
 float* ptr_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 
+#if GRAFT_WITH_CUDA
+// The CUDA path (kernels/gru/cuda.cu). The kernels take lengths themselves (a sequence's state is
+// held past its length and its outputs there are zero, which gives what the reversed runs above
+// give), so each layer is one call for both directions, with or without lengths. Dropout masks are
+// drawn on the CPU exactly as above and moved to the device: a seeded run drops the same elements
+// on either device. Saved per layer: x_l, y_l and the workspace (the gates and every step's state).
+struct CudaLayer {
+  kernels::GruLayerShape shape;
+  Tensor x, y, workspace;  // x_l (after dropout), y_l [T, N, D*H], workspace (undefined for inference)
+  std::vector<Tensor> w;   // this layer's params, contiguous, per direction (w_ih, w_hh[, b_ih, b_hh])
+};
+
+// Device addresses: data_ptr<T>() is for host memory only.
+float* device_floats(const Tensor& t) { return t.defined() ? static_cast<float*>(t.data_ptr()) : nullptr; }
+const int64_t* device_lengths(const Tensor& t) { return t.defined() ? static_cast<const int64_t*>(t.data_ptr()) : nullptr; }
+
+kernels::GruLayerWeights<float> cuda_weights(const CudaLayer& layer, int64_t per) {
+  kernels::GruLayerWeights<float> w;
+  for (int64_t d = 0; d < layer.shape.D; ++d) {
+    w.w_ih[d] = device_floats(layer.w[d * per]);
+    w.w_hh[d] = device_floats(layer.w[d * per + 1]);
+    if (per == 4) {
+      w.b_ih[d] = device_floats(layer.w[d * per + 2]);
+      w.b_hh[d] = device_floats(layer.w[d * per + 3]);
+    }
+  }
+  return w;
+}
+
+GruResult gru_fused_cuda(const FusedCall& c, const Tensor& input, const Tensor& h0, const std::vector<Tensor>& params,
+                         const GruOptions& options, const Tensor& lengths) {
+  const Device device = input.device();
+  const TensorOptions on_device = TensorOptions(DType::f32).with_device(device);
+  const int64_t L = c.L, D = c.D, per = c.per, H = c.H, T = c.T, N = c.N, I = c.I;
+  const int64_t y_numel = c.y_numel, hn_numel = c.hn_numel;
+  const Tensor &x0 = c.x0, &h0c = c.h0c;
+  const std::vector<Tensor>& inputs = c.inputs;
+  const bool graph = c.graph, drop = c.drop;
+  const double p = c.p;
+  // Validated by gru(): 1 <= length <= T. The kernels read them on the device as i64.
+  const Tensor lens = lengths.defined() ? ops::to_device(from_vector<int64_t>(lengths.to_vector<int64_t>()), device)
+                                        : Tensor();
+  Tensor packed = empty({y_numel + hn_numel}, on_device);
+  const Tensor h_n_all = ops::narrow(packed, 0, y_numel, hn_numel);
+  std::vector<CudaLayer> layers(L);
+  std::vector<Tensor> masks;  // on the device
+  for (int64_t l = 0; l < L; ++l) {
+    CudaLayer& layer = layers[l];
+    layer.shape = {T, N, l == 0 ? I : D * H, H, D};
+    for (int64_t k = 0; k < D * per; ++k) layer.w.push_back(ops::contiguous(params[l * D * per + k]));
+    if (l == 0) {
+      layer.x = x0;
+    } else if (drop) {
+      const Tensor& prev = layers[l - 1].y;
+      Tensor mask;
+      if (p >= 1.0) {
+        mask = zeros(prev.shape());
+      } else {
+        Tensor keep = ops::cast(bernoulli(prev.shape(), 1.0 - p, Device::cpu(), options.generator), DType::f32);
+        mask = ops::binary(BinaryOp::mul, keep, ops::scalar_like(1.0 / (1.0 - p), keep));
+      }
+      masks.push_back(ops::to_device(mask, device));
+      layer.x = ops::binary(BinaryOp::mul, prev, masks.back());
+    } else {
+      layer.x = layers[l - 1].y;
+    }
+    layer.y = (l == L - 1 && !options.batch_first) ? ops::narrow(packed, 0, 0, y_numel).view({T, N, D * H})
+                                                   : empty({T, N, D * H}, on_device);
+    if (graph) {
+      const auto bytes = static_cast<int64_t>(kernels::gru_cuda_workspace_bytes(layer.shape));
+      layer.workspace = empty({(bytes + 3) / 4}, on_device);
+    }
+    const float* h0_l = h0c.defined() ? device_floats(h0c) + l * D * N * H : nullptr;
+    kernels::gru_cuda_forward(layer.shape, device_floats(layer.x), h0_l, cuda_weights(layer, per), device_lengths(lens),
+                              device_floats(layer.y), device_floats(h_n_all) + l * D * N * H,
+                              device_floats(layer.workspace), device.index);
+    // Inference: free what no backward will read (frees are ordered after the queued kernels).
+    if (!graph && l > 0) layers[l - 1] = CudaLayer{};
+  }
+  if (options.batch_first)
+    ops::copy_into(ops::narrow(packed, 0, 0, y_numel).view({N, T, D * H}), ops::permute(layers.back().y, {1, 0, 2}));
+
+  const bool batch_first = options.batch_first;
+  const bool input_grad = input.requires_grad(), h0_grad = h0.defined() && h0.requires_grad();
+  std::vector<bool> param_grad;
+  for (const Tensor& q : params) param_grad.push_back(q.requires_grad());
+  Tensor out = record(
+      "gru_fused", packed, inputs,
+      [layers, masks, lens, per, batch_first, input_grad, h0_grad, param_grad, y_numel, hn_numel, on_device](
+          const Tensor& grad) {
+        const int64_t L = static_cast<int64_t>(layers.size());
+        const kernels::GruLayerShape& s = layers.back().shape;
+        const int64_t T = s.T, N = s.N, H = s.H, D = s.D;
+        const int device = on_device.device.index;
+        const Tensor g = ops::contiguous(grad);
+        Tensor dy = ops::narrow(g, 0, 0, y_numel);
+        dy = batch_first ? ops::contiguous(ops::permute(dy.view({N, T, D * H}), {1, 0, 2})) : dy.view({T, N, D * H});
+        const Tensor dh_n = ops::narrow(g, 0, y_numel, hn_numel);
+        std::vector<Tensor> result(2 + param_grad.size());
+        Tensor dh0_all = h0_grad ? empty({L * D, N, H}, on_device) : Tensor();
+        for (int64_t l = L - 1; l >= 0; --l) {
+          const CudaLayer& layer = layers[l];
+          kernels::GruLayerGrads<float> grads;
+          for (int64_t d = 0; d < D; ++d)
+            for (int64_t k = 0; k < per; ++k) {
+              const size_t index = static_cast<size_t>(l * D * per + d * per + k);
+              if (!param_grad[index]) continue;
+              Tensor dw = empty(layer.w[d * per + k].shape(), on_device);
+              result[2 + index] = dw;
+              (k == 0 ? grads.w_ih : k == 1 ? grads.w_hh : k == 2 ? grads.b_ih : grads.b_hh)[d] = device_floats(dw);
+            }
+          Tensor dx = (l > 0 || input_grad) ? empty(layer.x.shape(), on_device) : Tensor();
+          const Tensor dyc = ops::contiguous(dy);
+          kernels::gru_cuda_backward(layer.shape, device_floats(layer.x), cuda_weights(layer, per), device_lengths(lens),
+                                     layer.workspace.data_ptr(), device_floats(dyc), device_floats(dh_n) + l * D * N * H,
+                                     device_floats(dx), h0_grad ? device_floats(dh0_all) + l * D * N * H : nullptr,
+                                     grads, device);
+          if (l > 0) dy = masks.empty() ? dx : ops::binary(BinaryOp::mul, dx, masks[l - 1]);
+          else if (input_grad) result[0] = batch_first ? ops::contiguous(ops::permute(dx, {1, 0, 2})) : dx;
+        }
+        result[1] = dh0_all;
+        return result;
+      });
+  GruResult result;
+  const Shape y_shape = batch_first ? Shape{N, T, D * H} : Shape{T, N, D * H};
+  result.output = view(narrow(out, 0, 0, y_numel), y_shape);
+  result.h_n = view(narrow(out, 0, y_numel, hn_numel), {L * D, N, H});
+  return result;
+}
+#endif
+
 }  // namespace
 
 bool gru_fused_applies(const Tensor& input, const std::vector<Tensor>& params, const GruOptions& options,
@@ -118,25 +286,22 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
                     const GruOptions& options, const Tensor& lengths) {
   if (std::string why = fused_refusal(input, params, lengths); !why.empty())
     throw NotImplementedError("gru (fused): does not apply: " + why);
-  const int64_t L = options.num_layers, D = options.bidirectional ? 2 : 1, per = options.bias ? 4 : 2;
-  if (input.dim() != 3 || L < 1 || static_cast<int64_t>(params.size()) != L * D * per || params[1].dim() != 2)
-    throw ShapeError("gru (fused): expected input [T, N, I] and " + std::to_string(L * D * per) +
-                     " parameters, got input " + shape_str(input.shape()) + " and " + std::to_string(params.size()));
-  const int64_t H = params[1].shape()[1];
-  // Time-major inside; batch_first is transposed at the boundary (one copy each way).
-  const Tensor x0 = ops::contiguous(options.batch_first ? ops::permute(input, {1, 0, 2}) : input);
-  const int64_t T = x0.shape()[0], N = x0.shape()[1], I = x0.shape()[2];
-  const Tensor h0c = h0.defined() ? ops::contiguous(h0) : Tensor();
-  if (h0c.defined() && h0c.shape() != Shape{L * D, N, H})
-    throw ShapeError("gru (fused): h0 " + shape_str(h0c.shape()) + " must be " + shape_str({L * D, N, H}));
-
-  std::vector<Tensor> inputs{input, h0};
-  inputs.insert(inputs.end(), params.begin(), params.end());
-  const bool graph = needs_graph(inputs);
-  const double p = options.dropout;
-  const bool drop = options.training && p > 0.0 && L > 1;
-
-  const int64_t y_numel = T * N * D * H, hn_numel = L * D * N * H;
+  {
+    const int64_t L = options.num_layers, D = options.bidirectional ? 2 : 1, per = options.bias ? 4 : 2;
+    if (input.dim() != 3 || L < 1 || static_cast<int64_t>(params.size()) != L * D * per || params[1].dim() != 2)
+      throw ShapeError("gru (fused): expected input [T, N, I] and " + std::to_string(L * D * per) +
+                       " parameters, got input " + shape_str(input.shape()) + " and " + std::to_string(params.size()));
+  }
+  const FusedCall c(input, h0, params, options);
+#if GRAFT_WITH_CUDA
+  if (input.device().is_cuda()) return gru_fused_cuda(c, input, h0, params, options, lengths);
+#endif
+  const int64_t L = c.L, D = c.D, per = c.per, H = c.H, T = c.T, N = c.N, I = c.I;
+  const int64_t y_numel = c.y_numel, hn_numel = c.hn_numel;
+  const Tensor &x0 = c.x0, &h0c = c.h0c;
+  const std::vector<Tensor>& inputs = c.inputs;
+  const bool graph = c.graph, drop = c.drop;
+  const double p = c.p;
   // Validated by gru(): 1 <= length <= T.
   const std::vector<int64_t> lens = lengths.defined() ? lengths.to(DType::i64).to_vector<int64_t>() : std::vector<int64_t>{};
   Tensor packed = empty({y_numel + hn_numel});

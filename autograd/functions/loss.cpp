@@ -1,6 +1,9 @@
 // Losses, composed from differentiable ops so that their gradients follow. Conventions are
 // PyTorch's: class dim 1, mean reduction over (weighted) non-ignored targets.
+#include <type_traits>
+
 #include "autograd/functions/common.h"
+#include "kernels/loss/cross_entropy.h"
 
 namespace graft {
 
@@ -62,6 +65,91 @@ std::pair<Tensor, Tensor> nll_rows(const Tensor& logp, const Tensor& target_in, 
   return {neg(picked) * w, w};
 }
 
+#if GRAFT_WITH_CUDA
+// The fused CUDA path: CUDA logits, class-index targets, class weights (if any) without a gradient
+// of their own. Anything else takes the composed path below.
+bool fused_cross_entropy_applies(const Tensor& input, const Tensor& target, const CrossEntropyOptions& o) {
+  return input.device().is_cuda() && input.dim() >= 1 &&
+         (target.dtype() == DType::i64 || target.dtype() == DType::i32) &&
+         (!o.weight.defined() || !o.weight.requires_grad());
+}
+
+// Calls f with a null pointer of the storage type of a floating dtype.
+template <class F>
+void by_float_dtype(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::f32: return f(static_cast<float*>(nullptr));
+    case DType::f64: return f(static_cast<double*>(nullptr));
+    case DType::bf16: return f(static_cast<bf16*>(nullptr));
+    case DType::f16: return f(static_cast<f16*>(nullptr));
+    default: throw DTypeError(std::string("cross_entropy: expected a floating-point input, got ") + dtype_name(dtype));
+  }
+}
+
+// One node for log_softmax + pick + smoothing + weights + reduction (kernels/loss/cross_entropy.h):
+// forward saves the row log-sum-exp; backward is one kernel. The logits are read as [N, C, D], so
+// [N, C, d1, ...] inputs need no classes-last copy.
+Tensor cross_entropy_cuda(const Tensor& input, const Tensor& target_in, const CrossEntropyOptions& o) {
+  check_class_target("cross_entropy", input, target_in);
+  ops::check_same_device("cross_entropy", input, target_in);
+  kernels::CrossEntropyShape shape;
+  shape.N = input.dim() == 1 ? 1 : input.shape()[0];
+  shape.C = input.dim() == 1 ? input.shape()[0] : input.shape()[1];
+  for (int64_t d = 2; d < input.dim(); ++d) shape.D *= input.shape()[static_cast<size_t>(d)];
+  Tensor weight;
+  if (o.weight.defined()) {
+    if (o.weight.shape() != Shape{shape.C})
+      throw ShapeError("cross_entropy: weight shape " + shape_str(o.weight.shape()) + " must be [" +
+                       std::to_string(shape.C) + "]");
+    ops::check_same_dtype("cross_entropy", input, o.weight);
+    ops::check_same_device("cross_entropy", input, o.weight);
+    weight = saved(ops::contiguous(o.weight));
+  }
+  kernels::CrossEntropyParams params;
+  params.ignore_index = o.ignore_index;
+  params.label_smoothing = o.label_smoothing;
+  params.reduction = o.reduction == Reduction::none ? kernels::LossReduction::none
+                     : o.reduction == Reduction::sum ? kernels::LossReduction::sum
+                                                     : kernels::LossReduction::mean;
+  const Tensor x = saved(ops::contiguous(input));
+  const Tensor target = ops::cast(ops::reshape(target_in, {-1}), DType::i64);  // contiguous [N * D]
+  const TensorOptions on_device = TensorOptions(input.dtype()).with_device(input.device());
+  const DType acc = input.dtype() == DType::f64 ? DType::f64 : DType::f32;  // cross_entropy_acc_t
+  Tensor lse = empty({shape.rows()}, on_device.with_dtype(acc));
+  Tensor total_weight = empty({}, on_device.with_dtype(acc));
+  Tensor out = empty(o.reduction == Reduction::none ? target_in.shape() : Shape{}, on_device);
+  by_float_dtype(input.dtype(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    using A = kernels::cross_entropy_acc_t<T>;
+    int64_t bad = 0;
+    if (!kernels::cross_entropy_forward_cuda<T>(input.device().index, static_cast<const T*>(x.data_ptr()), shape,
+                                                static_cast<const int64_t*>(target.data_ptr()),  // data_ptr<T>() is CPU-only
+                                                weight.defined() ? static_cast<const T*>(weight.data_ptr()) : nullptr,
+                                                params, static_cast<T*>(out.data_ptr()),
+                                                static_cast<A*>(lse.data_ptr()),
+                                                static_cast<A*>(total_weight.data_ptr()), &bad))
+      throw IndexError("cross_entropy: target " + std::to_string(bad) + " is out of range for " +
+                       std::to_string(shape.C) + " classes");
+  });
+  return record("cross_entropy", out, {input}, [x, target, weight, lse, total_weight, shape, params](const Tensor& g) {
+    const Tensor grad_out = ops::contiguous(g.dtype() == x.dtype() ? g : ops::cast(g, x.dtype()));
+    Tensor grad_x = empty(x.shape(), TensorOptions(x.dtype()).with_device(x.device()));
+    by_float_dtype(x.dtype(), [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      using A = kernels::cross_entropy_acc_t<T>;
+      kernels::cross_entropy_backward_cuda<T>(x.device().index, static_cast<const T*>(x.data_ptr()), shape,
+                                              static_cast<const int64_t*>(target.data_ptr()),
+                                              weight.defined() ? static_cast<const T*>(weight.data_ptr()) : nullptr,
+                                              params, static_cast<const A*>(lse.data_ptr()),
+                                              static_cast<const A*>(total_weight.data_ptr()),
+                                              static_cast<const T*>(grad_out.data_ptr()),
+                                              static_cast<T*>(grad_x.data_ptr()));
+    });
+    return std::vector<Tensor>{grad_x};
+  });
+}
+#endif
+
 }  // namespace
 
 Tensor nll_loss(const Tensor& input, const Tensor& target, const CrossEntropyOptions& options) {
@@ -78,6 +166,9 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const CrossEntro
   ops::check_floating("cross_entropy", input);
   if (!(o.label_smoothing >= 0.0 && o.label_smoothing <= 1.0))
     throw ValueError("cross_entropy: label_smoothing must be in [0, 1], got " + std::to_string(o.label_smoothing));
+#if GRAFT_WITH_CUDA
+  if (fused_cross_entropy_applies(input, target, o)) return cross_entropy_cuda(input, target, o);
+#endif
   const int64_t class_dim = input.dim() == 1 ? 0 : 1;
   Tensor logp = log_softmax(input, class_dim);
   const int64_t C = input.dim() == 0 ? 0 : input.shape()[static_cast<size_t>(class_dim)];

@@ -1,4 +1,5 @@
 // Differentiable matmul, linear, layer_norm, embedding, index ops and dropout.
+#include "autograd/autocast.h"
 #include "autograd/functions/common.h"
 
 namespace graft {
@@ -24,9 +25,8 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
   });
 }
 
-}  // namespace
-
-Tensor matmul(const Tensor& a, const Tensor& b) {
+// matmul without autocast (the operands are used as given).
+Tensor matmul_plain(const Tensor& a, const Tensor& b) {
   ops::check_matmul(a, b);  // before 1-D operands are lifted, so errors show the shapes given
   if (a.dim() >= 2 && b.dim() >= 2) return matmul_nd(a, b);
   Tensor a2 = a.dim() == 1 ? unsqueeze(a, 0) : a;
@@ -37,16 +37,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  if (weight.dim() != 2)
-    throw ShapeError("linear: weight must be [out_features, in_features], got " + shape_str(weight.shape()));
-  if (x.dim() == 0 || x.shape().back() != weight.shape()[1])
-    throw ShapeError("linear: input " + shape_str(x.shape()) + " does not end in in_features " +
-                     std::to_string(weight.shape()[1]) + " of weight " + shape_str(weight.shape()));
-  if (bias.defined() && bias.shape() != Shape{weight.shape()[0]})
-    throw ShapeError("linear: bias " + shape_str(bias.shape()) + " must be [" + std::to_string(weight.shape()[0]) + "]");
-  if (x.dim() < 2 || !x.device().is_cpu()) {
-    Tensor y = matmul(x, transpose(weight, 0, 1));
+// linear without autocast; the caller has checked the shapes.
+Tensor linear_plain(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (x.dim() < 2) {
+    Tensor y = matmul_plain(x, transpose(weight, 0, 1));
     return bias.defined() ? y + bias : y;
   }
   // One node: the bias rides in the GEMM forward; backward takes the weight gradient as g^T x
@@ -61,6 +55,32 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     if (bias.defined() && bias.requires_grad()) gb = ops::reduce(ReduceOp::sum, g2, {0}, false);
     return std::vector<Tensor>{gx, gw, gb};
   });
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (const auto dtype = autocast::compute_dtype({a, b})) {
+    ops::check_matmul(a, b);  // errors name the operands as given, before the casts
+    return autocast::to_result(matmul_plain(autocast::to_compute(a, *dtype), autocast::to_compute(b, *dtype)), *dtype);
+  }
+  return matmul_plain(a, b);
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (weight.dim() != 2)
+    throw ShapeError("linear: weight must be [out_features, in_features], got " + shape_str(weight.shape()));
+  if (x.dim() == 0 || x.shape().back() != weight.shape()[1])
+    throw ShapeError("linear: input " + shape_str(x.shape()) + " does not end in in_features " +
+                     std::to_string(weight.shape()[1]) + " of weight " + shape_str(weight.shape()));
+  if (bias.defined() && bias.shape() != Shape{weight.shape()[0]})
+    throw ShapeError("linear: bias " + shape_str(bias.shape()) + " must be [" + std::to_string(weight.shape()[0]) + "]");
+  if (const auto dtype = autocast::compute_dtype({x, weight, bias})) {
+    return autocast::to_result(linear_plain(autocast::to_compute(x, *dtype), autocast::to_compute(weight, *dtype),
+                                            autocast::to_compute(bias, *dtype)),
+                               *dtype);
+  }
+  return linear_plain(x, weight, bias);
 }
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# One command on a GPU machine (CUDA toolkit, CMake, ninja; no oneDNN, GoogleTest or Google
-# Benchmark needed): builds graft with the CUDA backend, runs every test, the CUDA ones included,
-# and prints a summary table. Logs go to the folder given as $1 (default: gpu-logs).
+# One command on a GPU machine (CUDA toolkit, CMake, ninja, PyTorch with CUDA; no oneDNN, GoogleTest
+# or Google Benchmark needed): builds graft with the CUDA backend, runs every test, the CUDA ones
+# included, then the GPU benchmarks against PyTorch on the same device (bench/gpu/gpu_bench.cpp and
+# bench/peers/gpu.py, joined by bench/gpu/table.py), and prints both tables. Logs go to the folder
+# given as $1 (default: gpu-logs). GRAFT_GPU_BENCH=0 skips the benchmarks; GRAFT_GPU_BENCH_FILTER
+# runs only the cases whose name contains it.
 #
 # GoogleTest is built from source: GRAFT_GTEST_SOURCE, else ./.gtest (a copy of Debian's
 # /usr/src/googletest carried to the machine), else /usr/src/googletest. nlohmann-json comes from
@@ -28,6 +31,7 @@ echo "device: $(head -1 "$LOG/device.txt")"
 status=0
 cmake --preset cuda -DGRAFT_GTEST_SOURCE="$GTEST_SRC" > "$LOG/configure.log" 2>&1 || { echo "configure FAILED"; tail -30 "$LOG/configure.log"; exit 1; }
 cmake --build --preset cuda -j"$(nproc)" > "$LOG/build.log" 2>&1 || { echo "build FAILED"; grep -E "error" -A3 "$LOG/build.log" | head -60; exit 1; }
+cmake --build --preset cuda --target graft_bench_gpu -j"$(nproc)" >> "$LOG/build.log" 2>&1 || { echo "bench build FAILED"; grep -E "error" -A3 "$LOG/build.log" | head -40; exit 1; }
 ctest --preset cuda -j4 --output-junit "$LOG/ctest.xml" > "$LOG/ctest.log" 2>&1 || status=1
 
 # Count result lines only ("N/M Test #k: name ... Passed"), not ctest's closing summary.
@@ -42,6 +46,17 @@ echo
 echo "tests touching CUDA:"
 grep -iE "cuda|device" "$LOG/ctest.log" | sed 's/^ *//' | head -40
 grep -E "\*\*\*Failed|Exception" "$LOG/ctest.log" | head -20
-echo "GPU benchmarks against PyTorch: none yet (they come with the CUDA backend issue)."
 tail -3 "$LOG/ctest.log"
+
+if [ "${GRAFT_GPU_BENCH:-1}" != "0" ]; then
+  filter=()
+  [ -n "${GRAFT_GPU_BENCH_FILTER:-}" ] && filter=(--filter "$GRAFT_GPU_BENCH_FILTER")
+  echo
+  echo "GPU benchmarks, graft against PyTorch on the same device ($(head -1 "$LOG/device.txt")):"
+  build/cuda/graft_bench_gpu "${filter[@]}" > "$LOG/bench_graft.jsonl" 2> "$LOG/bench_graft.err" || status=1
+  python3 bench/peers/gpu.py "${filter[@]}" > "$LOG/bench_torch.jsonl" 2> "$LOG/bench_torch.err" || status=1
+  head -1 "$LOG/bench_torch.err"
+  python3 bench/gpu/table.py "$LOG/bench_graft.jsonl" "$LOG/bench_torch.jsonl" | tee "$LOG/bench_table.md"
+  tail -3 "$LOG/bench_graft.err" "$LOG/bench_torch.err"
+fi
 exit $status

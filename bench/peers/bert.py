@@ -73,7 +73,7 @@ class PlainBert(nn.Module):
     def forward(self, input_ids, attention_mask):
         S = input_ids.shape[1]
         token_types = torch.zeros_like(input_ids)
-        x = self.word(input_ids) + self.token_type(token_types) + self.position(torch.arange(S))
+        x = self.word(input_ids) + self.token_type(token_types) + self.position(torch.arange(S, device=input_ids.device))
         x = self.dropout(self.norm(x))
         additive = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
         for layer in self.layers:

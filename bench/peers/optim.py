@@ -5,13 +5,12 @@ parameters of all-MiniLM-L6-v2: 22.7M f32 values in 101 tensors), one JSON line 
 Which torch ran, and whether its optimizers took the foreach path, goes to stderr.
 Threads: GRAFT_BENCH_THREADS, else the CPUs this process may run on.
 """
-import json
 import os
-import statistics
 import sys
-import time
 
 import torch
+
+from timing import timed
 
 THREADS = int(os.environ.get("GRAFT_BENCH_THREADS", len(os.sched_getaffinity(0))))
 torch.set_num_threads(THREADS)
@@ -37,21 +36,12 @@ def make_parameters():
     return params
 
 
-def bench(name, bytes_per_value, make_step, min_time=2.0, min_runs=10):
+def bench(name, bytes_per_value, make_step):
     params = make_parameters()
     total = sum(p.numel() for p in params)
-    step = make_step(params)
-    step()  # warm-up: state allocation
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < min_time or len(times) < min_runs:
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+    timed(name, make_step(params), 0, min_time=2.0, min_runs=10, nbytes=bytes_per_value * total)  # warm-up allocates state
     if not all(torch.isfinite(p).all() for p in params):
         sys.exit(f"{name}: a parameter became non-finite")
-    ms = statistics.median(times) * 1e3
-    print(json.dumps({"case": name, "ms": ms, "gbps": bytes_per_value * total / (ms * 1e-3) / 1e9}))
 
 
 def clip_step(params):

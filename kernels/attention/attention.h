@@ -19,10 +19,13 @@
 // Two backends: the reference (plain loops one query row at a time, accumulating in double, f32
 // and f64: the truth) and the CPU one (f32, AVX2/FMA, flash-style: tiles of queries x keys with an
 // online softmax; backward recomputes the probabilities tile by tile; never the full Sq x Sk
-// matrix; OpenMP over batch x heads, and over key chunks when there are few heads).
+// matrix; OpenMP over batch x heads, and over key chunks when there are few heads). CUDA builds
+// add a third, the same flash-style scheme on the GPU (declared at the end).
 #pragma once
 
 #include <cstdint>
+
+#include "kernels/common/half.h"
 
 namespace graft::kernels {
 
@@ -65,5 +68,22 @@ void attention_cpu_forward(const AttentionShape& shape, const AttentionParams& p
 void attention_cpu_backward(const AttentionShape& shape, const AttentionParams& params, const float* q,
                             const float* k, const float* v, const float* out, const float* lse, const float* dout,
                             float* dq, float* dk, float* dv);
+
+// --- CUDA (kernels/attention/cuda.cu; defined in CUDA builds only): flash-style tiles, f32
+// accumulation. S is the storage type of q, k, v, out, dout and the gradients: float, bf16 or f16;
+// lse is always f32. Pointers are device pointers on `device`, key_padding_mask included; work
+// goes on that device's cuda::stream(). D and Dv at most kAttentionCudaMaxHeadDim (a larger one
+// throws NotImplementedError). Forward reads q, k, v and writes out through `layout` (last dims
+// contiguous); backward takes every operand contiguous. Results are bit-identical run to run
+// (no atomics: dK, dV and dQ each come from their own kernel, summed in a fixed order).
+constexpr int64_t kAttentionCudaMaxHeadDim = 128;
+
+template <class S>
+void attention_cuda_forward(const AttentionShape& shape, const AttentionLayout& layout, const AttentionParams& params,
+                            const S* q, const S* k, const S* v, S* out, float* lse, int device);
+template <class S>
+void attention_cuda_backward(const AttentionShape& shape, const AttentionParams& params, const S* q, const S* k,
+                             const S* v, const S* out, const float* lse, const S* dout, S* dq, S* dk, S* dv,
+                             int device);
 
 }  // namespace graft::kernels

@@ -113,16 +113,45 @@ __device__ __forceinline__ void store(T* p, V v) {
   else *p = static_cast<T>(v);
 }
 
-// Element offsets of each operand at row-major linear index `linear` of the iteration space.
-__device__ __forceinline__ void strided_offsets(const StridedIter& it, int64_t linear, int64_t* offsets) {
-  for (int k = 0; k < it.noperands; ++k) offsets[k] = 0;
+// Element offsets of the N operands at row-major linear index i of the iteration space. N is a
+// template argument so that the offsets stay in registers (with the count read from `it` at run
+// time ptxas keeps them in local memory). When the iteration coalesced to one dim (all operands
+// contiguous, or tensor-with-scalar) it is one multiply per operand, no divisions.
+template <int N>
+__device__ __forceinline__ void offsets_at(const StridedIter& it, int64_t i, int64_t (&off)[N]) {
+  if (it.ndim == 1) {
+#pragma unroll
+    for (int k = 0; k < N; ++k) off[k] = i * it.strides[k][0];
+    return;
+  }
+#pragma unroll
+  for (int k = 0; k < N; ++k) off[k] = 0;
   for (int d = it.ndim - 1; d >= 0; --d) {
     const int64_t size = it.sizes[d];
-    const int64_t i = linear % size;
-    linear /= size;
-    for (int k = 0; k < it.noperands; ++k) offsets[k] += i * it.strides[k][d];
+    const int64_t index = i % size;
+    i /= size;
+#pragma unroll
+    for (int k = 0; k < N; ++k) off[k] += index * it.strides[k][d];
   }
 }
+
+// Scratch device memory for one launcher call, from the stream-ordered pool on the calling thread's
+// stream; freed in stream order when it goes out of scope, so the kernels queued before still see it.
+class Scratch {
+ public:
+  explicit Scratch(size_t bytes) {
+    check(cudaMallocAsync(&ptr_, bytes == 0 ? 1 : bytes, stream()), "cudaMallocAsync", __FILE__, __LINE__);
+  }
+  ~Scratch() { cudaFreeAsync(ptr_, stream()); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  template <class T>
+  T* as() const { return static_cast<T*>(ptr_); }
+  void* get() const { return ptr_; }
+
+ private:
+  void* ptr_ = nullptr;
+};
 
 // Waits for every queued kernel and copy of the calling thread on the current device.
 inline void synchronize() { check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize", __FILE__, __LINE__); }

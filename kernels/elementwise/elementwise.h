@@ -42,4 +42,19 @@ void copy_cpu(const StridedIter& it, void* out, const void* in);
 template <class T>
 void fill_cpu(const StridedIter& it, void* out, double value);
 
+// --- CUDA (kernels/elementwise/cuda.cu; defined only in CUDA builds, called under GRAFT_WITH_CUDA) ---
+// The same contracts and formulas as the CPU launchers above, on device pointers of GPU `device`.
+// Work is queued on that device's cuda::stream() and not waited for. T is graft's storage type
+// (float, double, bf16, f16, int32_t, int64_t, bool).
+template <class T>  // not for bool
+void unary_cuda(UnaryOp op, double a, double b, const StridedIter& it, void* out, const void* in, int device);
+template <class T>  // for comparison ops `out` is bool; bool inputs only for eq, ne, logical_and, logical_or
+void binary_cuda(BinaryOp op, const StridedIter& it, void* out, const void* lhs, const void* rhs, int device);
+template <class T>
+void where_cuda(const StridedIter& it, void* out, const bool* cond, const void* a, const void* b, int device);
+template <class Dst, class Src>  // any strides on both sides
+void copy_cuda(const StridedIter& it, void* out, const void* in, int device);
+template <class T>
+void fill_cuda(const StridedIter& it, void* out, double value, int device);
+
 }  // namespace graft::kernels

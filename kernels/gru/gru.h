@@ -67,3 +67,28 @@ void gru_cpu_backward(const GruLayerShape& shape, const float* x, const float* h
                       float* dx, float* dh0, const GruLayerGrads<float>& grads);
 
 }  // namespace graft::kernels
+
+namespace graft::kernels {
+
+// --- CUDA (kernels/gru/cuda.cu; declared in every build, defined only with CUDA) ---
+// f32 on device pointers of `device`, queued on the calling thread's stream (kernels/common/cuda.h).
+// The layer contract above, plus per-sequence lengths: `lengths` is null (every sequence runs all
+// T steps) or a device array of N int64 values in [1, T]. Sequence n then runs steps [0, len_n):
+// past its length its state is held and its output is zero, so the forward direction's h_n is the
+// state after step len_n - 1 and the reverse direction holds h0 until t = len_n - 1 and starts
+// there (PyTorch's packed sequences; the same results as running on inputs reversed within lengths).
+// Per direction: the input projection of all T steps is one GEMM, each step one GEMM h W_hh^T and
+// one fused gate kernel; backward runs the steps in reverse with one gate-gradient kernel and one
+// GEMM per step, then the weight gradients as GEMMs over all steps and dx as one GEMM. No atomics.
+// Workspace (training): [D, T, N, 4H] gates r, z, n, W_hn h + b_hn per step (in the direction's
+// step order s), then [D, T+1, N, H] the states h_0 .. h_T (what backward needs as h_prev).
+// Backward reads x, the weights, lengths and the workspace (h0, y and h_n are not needed: the
+// states are in the workspace); scratch comes from the stream-ordered pool.
+std::size_t gru_cuda_workspace_bytes(const GruLayerShape& shape);
+void gru_cuda_forward(const GruLayerShape& shape, const float* x, const float* h0, const GruLayerWeights<float>& weights,
+                      const int64_t* lengths, float* y, float* h_n, void* workspace, int device);
+void gru_cuda_backward(const GruLayerShape& shape, const float* x, const GruLayerWeights<float>& weights,
+                       const int64_t* lengths, const void* workspace, const float* dy, const float* dh_n, float* dx,
+                       float* dh0, const GruLayerGrads<float>& grads, int device);
+
+}  // namespace graft::kernels

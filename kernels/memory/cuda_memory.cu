@@ -54,4 +54,9 @@ bool cuda_memset_zero(void* dst, std::size_t nbytes, int device, std::string* er
   return GRAFT_CUDA_CHECK(cudaMemsetAsync(dst, 0, nbytes, cudaStreamPerThread));
 }
 
+bool cuda_synchronize_raw(int device, std::string* error) {
+  if (!GRAFT_CUDA_CHECK(cudaSetDevice(device))) return false;
+  return GRAFT_CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+}
+
 }  // namespace graft::kernels

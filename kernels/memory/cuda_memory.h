@@ -15,5 +15,7 @@ void cuda_release(void* ptr, int device);
 // kind: 0 host->device, 1 device->host, 2 device->device. Synchronous with respect to the host.
 bool cuda_copy(void* dst, const void* src, std::size_t nbytes, int kind, int device, std::string* error);
 bool cuda_memset_zero(void* dst, std::size_t nbytes, int device, std::string* error);
+// Waits for the calling thread's queued work on `device` (its cudaStreamPerThread).
+bool cuda_synchronize_raw(int device, std::string* error);
 
 }  // namespace graft::kernels

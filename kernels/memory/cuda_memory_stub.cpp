@@ -23,4 +23,9 @@ bool cuda_memset_zero(void*, std::size_t, int, std::string* error) {
   return false;
 }
 
+bool cuda_synchronize_raw(int, std::string* error) {
+  if (error) *error = kReason;
+  return false;
+}
+
 }  // namespace graft::kernels

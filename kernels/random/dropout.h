@@ -18,4 +18,14 @@ void dropout_forward_cpu(const T* x, int64_t n, double keep_prob, T scale, uint6
 template <class T>
 void dropout_backward_cpu(const T* grad, const bool* keep, int64_t n, T scale, T* grad_x);
 
+// --- CUDA (kernels/random/dropout_cuda.cu): T is float, double, bf16, f16; device pointers on
+// `device`, work queued on cuda::stream(). Same element draws as the CPU, so the same (seed,
+// counter) gives the same mask on both devices. scale (1 / keep_prob) is rounded to the compute
+// type, T or float for the 16-bit types, as the CPU rounds it to T; 16-bit outputs round once.
+template <class T>
+void dropout_forward_cuda(int device, const T* x, int64_t n, double keep_prob, double scale, uint64_t seed,
+                          uint64_t counter, T* out, bool* keep);
+template <class T>
+void dropout_backward_cuda(int device, const T* grad, const bool* keep, int64_t n, double scale, T* grad_x);
+
 }  // namespace graft::kernels

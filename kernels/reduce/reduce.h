@@ -26,4 +26,20 @@ void arg_reduce_rows_cpu(bool is_max, const T* in, int64_t rows, int64_t cols, i
 template <class T>
 void softmax_rows_cpu(bool log, const T* in, int64_t rows, int64_t cols, T* out);
 
+// ---- CUDA (kernels/reduce/cuda.cu; CUDA builds only) ----
+// The same contracts on device buffers of `device`, queued on its cudaStreamPerThread. Float sums
+// accumulate in double and integer sums in int64 in a fixed tree order (results are identical run
+// to run, and close to, not bit-equal with, the CPU's). bf16 / f16 compare and compute in float.
+// max / min / argmax / argmin of an empty row (cols == 0, rows > 0) throw graft::ShapeError.
+#if GRAFT_WITH_CUDA
+template <class T>
+void reduce_rows_cuda(ReduceOp op, const T* in, int64_t rows, int64_t cols, T* out, int64_t* index, int device);
+template <class T>  // sum or mean only
+void reduce_cols_cuda(ReduceOp op, const T* in, int64_t rows, int64_t cols, T* out, int device);
+template <class T>
+void arg_reduce_rows_cuda(bool is_max, const T* in, int64_t rows, int64_t cols, int64_t* index, int device);
+template <class T>  // f32, f64, bf16, f16 (16-bit rows compute in float)
+void softmax_rows_cuda(bool log, const T* in, int64_t rows, int64_t cols, T* out, int device);
+#endif
+
 }  // namespace graft::kernels

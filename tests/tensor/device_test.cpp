@@ -6,6 +6,26 @@
 
 using namespace graft;
 
+TEST(Device, ParsesTorchStyleNames) {
+  EXPECT_EQ(parse_device("cpu"), Device::cpu());
+  EXPECT_EQ(parse_device("cuda"), Device::cuda(0));
+  EXPECT_EQ(parse_device("cuda:3"), Device::cuda(3));
+  for (const char* bad : {"gpu", "cuda:", "cuda:x", "CUDA", "cuda:-1", "cpu:0", ""}) {
+    try {
+      parse_device(bad);
+      ADD_FAILURE() << "accepted \"" << bad << "\"";
+    } catch (const ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("expected cpu, cuda or cuda:N"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Device, SynchronizeWithoutAGpuIsADeviceError) {
+  if (cuda_is_available()) GTEST_SKIP() << "a CUDA device is visible: the no-GPU path does not apply";
+  EXPECT_THROW(cuda_synchronize(), DeviceError);
+  EXPECT_THROW(cuda_synchronize(Device::cpu()), DeviceError);
+}
+
 TEST(Device, NamesAndEquality) {
   EXPECT_EQ(Device::cpu().str(), "cpu");
   EXPECT_EQ(Device::cuda(1).str(), "cuda:1");
@@ -64,11 +84,14 @@ TEST(CudaTransfer, GradientFlowsBackAcrossDevices) {
   EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{2, 4, 6}));
 }
 
-TEST(CudaTransfer, OpsOnCudaTensorsSayWhatIsMissing) {
+TEST(CudaTransfer, OpsComputeOnTheGpuAndMixedDevicesAreAnError) {
   if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device visible (or graft built without CUDA)";
-  Tensor a = ones({2}).to(Device::cuda(0));
-  EXPECT_THROW(a + a, NotImplementedError);
+  Tensor a = from_vector<float>({1, 2}).to(Device::cuda(0));
+  Tensor sum = a + a;
+  EXPECT_TRUE(sum.device().is_cuda());
+  EXPECT_EQ(sum.to(Device::cpu()).to_vector<float>(), (std::vector<float>{2, 4}));
   EXPECT_THROW(a + ones({2}), DeviceError);  // mixed devices
+  cuda_synchronize();
 }
 
 TEST(CudaTransfer, UnavailableDeviceIsATypedError) {

@@ -128,11 +128,23 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
   // Model and what trains.
   const int64_t num_labels = splits.labels.size();
   TextModel model = prepare_model(config, tokenizer, num_labels, extra, /*load_pretrained=*/true, log);
+  // Under mpirun / srun with several processes: data-parallel training over them (the group is
+  // made here, before the model moves, because with CUDA each process takes its local rank's GPU).
+  std::shared_ptr<train::distributed::ProcessGroup> group;
+  if (train::distributed::ProcessGroup::launched_with_several_processes())
+    group = train::distributed::ProcessGroup::create();
+  if (group && group->world_size() == 1) group.reset();
+  Device device = parse_device(config.train.device);
+  if (group && device.is_cuda()) device = group->device();
+  // On its device from the start: feature extraction runs the backbone before the Trainer exists.
+  model.module->to(device);
+  if (device.is_cuda()) log << "device: " << device.str() << "\n";
   const std::string& strategy = config.strategy.type;
   const std::set<const TensorImpl*> trainable = model.trainable;
 
   CrossEntropyOptions loss_options;
   loss_options.weight = class_weights(config.train, train_labels, num_labels);
+  if (loss_options.weight.defined()) loss_options.weight = loss_options.weight.to(device);
   loss_options.label_smoothing = config.train.label_smoothing;
 
   // Feature extraction trains the head alone, on features computed once.
@@ -180,6 +192,7 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
   };
   if (model.multi) {
     heads.features = [&](const data::Batch& b) { return model.features(b); };
+    heads.device = device;
     heads.heads.push_back([&](const Tensor& f) { return model.primary_head(f); });
     heads.num_classes.push_back(num_labels);
     heads.weights.push_back(config.task.loss_weight);
@@ -258,9 +271,8 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
   // Under mpirun / srun with several processes: data-parallel training over them; train.batch_size
   // stays the global batch (the same steps and schedule as one process), split over the processes.
   // Only rank 0 writes the run's files.
-  if (train::distributed::ProcessGroup::launched_with_several_processes())
-    options.process_group = train::distributed::ProcessGroup::create();
-  if (options.process_group && options.process_group->world_size() == 1) options.process_group.reset();
+  options.device = device;
+  options.process_group = group;
   if (options.process_group) {
     const int world = options.process_group->world_size();
     if (config.train.batch_size % world != 0)

@@ -128,6 +128,9 @@ int main(int argc, char** argv) {
   CLI::App* finetune_cmd = app.add_subcommand("finetune", "fine-tune as a run config says; writes its output_dir");
   finetune_cmd->add_option("--config", config_path, "run config (JSON)")->required()->check(CLI::ExistingFile);
   finetune_cmd->add_option("--set", sets, "override a config key: --set optim.lr=3e-5 (repeatable)");
+  finetune_cmd->add_option_function<std::string>(
+      "--device", [&](const std::string& d) { sets.push_back("train.device=" + d); },
+      "cpu, cuda or cuda:N (the same as --set train.device=...)");
 
   CLI::App* info_cmd = app.add_subcommand("info", "the model a config builds, its layer groups and what trains");
   info_cmd->add_option("--config", config_path, "run config (JSON)")->required()->check(CLI::ExistingFile);

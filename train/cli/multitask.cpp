@@ -102,7 +102,7 @@ train::StepOutput MultiHeadForward::operator()(const data::Batch& batch, bool) c
       if (task[i] == static_cast<int64_t>(k)) rows.push_back(static_cast<int64_t>(i));
     if (rows.empty()) continue;
     const bool all = rows.size() == task.size();
-    const Tensor index = all ? Tensor() : rows_of(rows);
+    const Tensor index = all ? Tensor() : rows_of(rows).to(features_all.device());
     const Tensor logits = heads[k](all ? features_all : index_select(features_all, 0, index));
     CrossEntropyOptions options = losses[k];
     options.reduction = Reduction::sum;
@@ -124,7 +124,7 @@ train::Metrics MultiHeadForward::evaluate(const data::Dataset& dataset, int64_t 
   for (int64_t start = 0; start < dataset.size(); start += batch_size) {
     std::vector<int64_t> indices;
     for (int64_t i = start; i < std::min(dataset.size(), start + batch_size); ++i) indices.push_back(i);
-    const data::Batch batch = dataset.collate(indices);
+    const data::Batch batch = data::to_device(dataset.collate(indices), device);
     const Tensor f = features(batch);
     const Tensor& target = task == kNoTask ? batch.at("domain") : batch.at("labels");
     const Tensor logits = task == kNoTask ? domain_classifier->forward(f) : heads[static_cast<size_t>(task)](f);

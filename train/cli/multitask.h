@@ -86,6 +86,7 @@ struct MultiHeadForward {
   std::vector<CrossEntropyOptions> losses;                     // per task (class weights, smoothing)
   std::shared_ptr<nn::Module> domain_classifier;               // null: no DANN
   double domain_weight = 1.0;
+  Device device = Device::cpu();                               // the model's: evaluate moves batches there
 
   // A training step's loss. outputs: the logits when every row is of one task (train accuracy).
   train::StepOutput operator()(const data::Batch& batch, bool training) const;

@@ -100,6 +100,8 @@ train::TrainerOptions trainer_options(const RunConfig& config) {
   options.output_dir = config.output_dir;
   options.overwrite_output_dir = config.overwrite;
   options.progress = config.train.progress;
+  options.mixed_precision = train::parse_mixed_precision(config.train.mixed_precision);
+  options.device = parse_device(config.train.device);
   return options;
 }
 

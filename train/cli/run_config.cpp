@@ -3,6 +3,7 @@
 #include <limits>
 #include <set>
 
+#include "tensor/device.h"
 #include "tensor/error.h"
 
 namespace graft::cli {
@@ -107,6 +108,13 @@ RunConfig read_run_config(const ConfigDocument& document) {
   t.eval_every_steps = r.integer("train.eval_every_steps", t.eval_every_steps, 0);
   t.seed = static_cast<uint64_t>(r.integer("train.seed", static_cast<int64_t>(t.seed), 0));
   t.progress = r.boolean("train.progress", t.progress);
+  t.mixed_precision = r.choice("train.mixed_precision", t.mixed_precision, {"none", "bf16", "f16"});
+  t.device = r.string("train.device", t.device);
+  try {
+    parse_device(t.device);
+  } catch (const ValueError& e) {
+    throw FormatError(document.where("train.device") + ": " + e.what());
+  }
 
   LoraConfig& l = c.lora;
   l.enabled = r.boolean("lora.enabled", l.enabled);
@@ -225,7 +233,8 @@ nlohmann::json to_json(const RunConfig& c) {
         {"class_weights", class_weights}, {"early_stopping_patience", c.train.early_stopping_patience},
         {"restore_best", c.train.restore_best},
         {"metric_for_best", c.train.metric_for_best}, {"eval_every_steps", c.train.eval_every_steps},
-        {"seed", c.train.seed}, {"progress", c.train.progress}}},
+        {"seed", c.train.seed}, {"progress", c.train.progress}, {"mixed_precision", c.train.mixed_precision},
+         {"device", c.train.device}}},
       {"lora",
        {{"enabled", c.lora.enabled}, {"rank", c.lora.rank}, {"alpha", c.lora.alpha}, {"dropout", c.lora.dropout},
         {"targets", c.lora.targets}}},

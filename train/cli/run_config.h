@@ -142,6 +142,12 @@ struct TrainConfig {
   int64_t eval_every_steps = 0;     // train.eval_every_steps: 0 = at epoch ends
   uint64_t seed = 0;                // train.seed: init of new weights, dropout, shuffling
   bool progress = true;             // train.progress
+  // train.mixed_precision: none | bf16 | f16: GEMMs and attention in bf16/f16 with f32 master
+  // weights (f16 with dynamic loss scaling); on the CPU emulated (rounded), so the numerics match
+  std::string mixed_precision = "none";
+  // train.device: cpu | cuda | cuda:N: where the model trains and evaluates (under mpirun with
+  // NCCL each process takes the GPU of its local rank instead)
+  std::string device = "cpu";
 };
 
 struct LoraConfig {

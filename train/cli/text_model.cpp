@@ -152,8 +152,7 @@ Tensor backbone_features(const TextModel& model, const data::SequenceDataset& da
   for (int64_t start = 0; start < dataset.size(); start += batch_size) {
     std::vector<int64_t> idx;
     for (int64_t i = start; i < std::min(dataset.size(), start + batch_size); ++i) idx.push_back(i);
-    const data::Batch b = dataset.collate(idx);
-    parts.push_back(model.features(b));
+    parts.push_back(model.features(data::to_device(dataset.collate(idx), model.device())));
   }
   return cat(parts, 0);
 }

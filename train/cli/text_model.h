@@ -41,6 +41,7 @@ struct TextModel {
     return gru->head->forward(gru->dropout->forward(features));
   }
   int64_t pooled_size() const { return bert ? bert->bert->config().hidden_size : gru->pooled_size(); }
+  Device device() const { return module->parameters().front().device(); }
 
   int64_t depth(const std::string& name) const {
     auto starts = [&](const char* prefix) { return name.rfind(prefix, 0) == 0; };

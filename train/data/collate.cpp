@@ -132,7 +132,8 @@ Batch TensorDataset::collate(const std::vector<int64_t>& indices) const {
   check_indices("TensorDataset::collate", indices, size_);
   const Tensor index = from_vector(indices, {static_cast<int64_t>(indices.size())});
   Batch batch;
-  for (const auto& [name, tensor] : columns_) batch[name] = ops::index_select(tensor, 0, index, "TensorDataset::collate");
+  for (const auto& [name, tensor] : columns_)  // columns may live on a GPU (features computed there)
+    batch[name] = ops::index_select(tensor, 0, ops::to_device(index, tensor.device()), "TensorDataset::collate");
   return batch;
 }
 

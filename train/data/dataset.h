@@ -15,6 +15,13 @@ namespace graft::data {
 
 using Batch = std::map<std::string, Tensor>;
 
+// The batch with every tensor on `device` (a tensor already there is shared, not copied).
+inline Batch to_device(const Batch& batch, Device device) {
+  Batch out;
+  for (const auto& [name, tensor] : batch) out.emplace(name, tensor.defined() ? tensor.to(device) : tensor);
+  return out;
+}
+
 class Dataset {
  public:
   virtual ~Dataset() = default;

@@ -1,5 +1,6 @@
 #include "train/distributed/data_parallel.h"
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_set>
 
@@ -31,7 +32,7 @@ void copy_or_add(DType dtype, void* dst, const void* src, int64_t n, bool add) {
   }
 }
 
-void set_flag(Tensor& flat, int64_t index, double value) {
+void set_flag_cpu(Tensor& flat, int64_t index, double value) {
   if (flat.dtype() == DType::f32) {
     flat.data_ptr<float>()[index] = static_cast<float>(value);
   } else {
@@ -39,8 +40,23 @@ void set_flag(Tensor& flat, int64_t index, double value) {
   }
 }
 
-double get_flag(const Tensor& flat, int64_t index) {
+double get_flag_cpu(const Tensor& flat, int64_t index) {
   return flat.dtype() == DType::f32 ? static_cast<double>(flat.data_ptr<float>()[index]) : flat.data_ptr<double>()[index];
+}
+
+// CUDA buckets: device ops on the calling thread's stream (ordered with the backward's kernels
+// and the NCCL reductions), never a host loop. dst (a 1-D view of a bucket) = or += src.
+void put_cuda(const Tensor& dst, const Tensor& src, bool add) {
+  if (src.device() != dst.device()) {
+    throw DeviceError("DataParallel: a gradient on " + src.device().str() + " for a parameter on " + dst.device().str());
+  }
+  Tensor flat = ops::reshape(src, {-1});
+  if (!add) {
+    ops::copy_into(dst, flat);  // converts the dtype
+    return;
+  }
+  if (flat.dtype() != dst.dtype()) flat = ops::cast(flat, dst.dtype());
+  ops::copy_into(dst, ops::binary(ops::BinaryOp::add, dst, flat));
 }
 
 }  // namespace
@@ -56,6 +72,7 @@ struct DataParallel::State {
   };
   struct Bucket {
     DType dtype = DType::f32;
+    Device device = Device::cpu();  // CPU buckets reduce over MPI, CUDA buckets over NCCL
     std::vector<int64_t> slots;
     int64_t numel = 0;  // gradient elements; the flat buffer has one "used" flag per parameter after them
     Tensor flat;
@@ -76,35 +93,75 @@ struct DataParallel::State {
   void on_gradient(int64_t i, const Tensor& incoming) {
     Slot& slot = slots[static_cast<size_t>(i)];
     Bucket& bucket = buckets[static_cast<size_t>(slot.bucket)];
-    if (!incoming.device().is_cpu()) {
-      throw NotImplementedError("DataParallel: a gradient on " + incoming.device().str() +
-                                ": CUDA tensors need the NCCL backend, which this build does not have");
+    if (incoming.device() != bucket.device) {
+      throw DeviceError("DataParallel: a gradient on " + incoming.device().str() + " for a parameter on " +
+                        bucket.device.str());
     }
-    Tensor g = incoming.dtype() == bucket.dtype ? incoming : incoming.to(bucket.dtype);
-    g = g.contiguous();
     if (bucket.launched) {
-      if (!bucket.late.defined()) bucket.late = zeros({bucket.numel}, bucket.dtype);
-      copy_or_add(bucket.dtype, static_cast<char*>(bucket.late.data_ptr()) + slot.offset * dtype_size(bucket.dtype),
-                  g.data_ptr(), slot.numel, /*add=*/true);
+      if (!bucket.late.defined()) bucket.late = zeros({bucket.numel}, TensorOptions(bucket.dtype).with_device(bucket.device));
+      put(bucket, bucket.late.narrow(0, slot.offset, slot.numel), incoming, /*add=*/true);
     } else {
-      char* dst = static_cast<char*>(bucket.flat.data_ptr()) + slot.offset * dtype_size(bucket.dtype);
+      Tensor dst = bucket.flat.narrow(0, slot.offset, slot.numel);
       if (!slot.seen) {
         slot.seen = true;
-        copy_or_add(bucket.dtype, dst, g.data_ptr(), slot.numel, /*add=*/false);
+        put(bucket, dst, incoming, /*add=*/false);
         // Micro-batches before this one (sync off) left their sum in .grad.
-        if (Tensor previous = slot.param.grad(); previous.defined()) {
-          Tensor p = (previous.dtype() == bucket.dtype ? previous : previous.to(bucket.dtype)).contiguous();
-          copy_or_add(bucket.dtype, dst, p.data_ptr(), slot.numel, /*add=*/true);
-        }
-        set_flag(bucket.flat, bucket.numel + slot.index_in_bucket, 1.0);
+        if (Tensor previous = slot.param.grad(); previous.defined()) put(bucket, dst, previous, /*add=*/true);
+        set_flag(bucket, slot.index_in_bucket, 1.0);
         --bucket.pending;
       } else {
-        copy_or_add(bucket.dtype, dst, g.data_ptr(), slot.numel, /*add=*/true);
+        put(bucket, dst, incoming, /*add=*/true);
       }
       launch_ready();
     }
     for (size_t b = 0; b < next_launch; ++b) {  // drive MPI's progress on the buckets in flight
       if (buckets[b].work) buckets[b].work->test();
+    }
+  }
+
+  // dst (a 1-D view of a bucket's buffer) = or += src (a gradient, any dtype and layout).
+  static void put(const Bucket& bucket, const Tensor& dst, const Tensor& src, bool add) {
+    if (bucket.device.is_cuda()) return put_cuda(dst, src, add);
+    Tensor g = (src.dtype() == bucket.dtype ? src : src.to(bucket.dtype)).contiguous();
+    copy_or_add(bucket.dtype, dst.data_ptr(), g.data_ptr(), dst.numel(), add);
+  }
+  static void set_flag(Bucket& bucket, int64_t index_in_bucket, double value) {
+    if (bucket.device.is_cuda()) {
+      ops::fill(bucket.flat.narrow(0, bucket.numel + index_in_bucket, 1), value);
+    } else {
+      set_flag_cpu(bucket.flat, bucket.numel + index_in_bucket, value);
+    }
+  }
+  // The reduced "used" flags, one per parameter of the bucket.
+  static std::vector<double> flags(const Bucket& bucket) {
+    const auto n = static_cast<int64_t>(bucket.slots.size());
+    if (bucket.device.is_cuda()) {
+      Tensor host = ops::to_device(bucket.flat.narrow(0, bucket.numel, n), Device::cpu());  // waits for the stream
+      return ops::cast(host, DType::f64).to_vector<double>();
+    }
+    std::vector<double> out(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k) out[static_cast<size_t>(k)] = get_flag_cpu(bucket.flat, bucket.numel + k);
+    return out;
+  }
+  static void zero(const Bucket& bucket, const Tensor& dst) {
+    if (bucket.device.is_cuda()) {
+      ops::fill(dst, 0.0);
+    } else {
+      std::memset(dst.data_ptr(), 0, static_cast<size_t>(dst.numel()) * dtype_size(bucket.dtype));
+    }
+  }
+  // The bucket's gradients divided by the world size, in place.
+  static void divide(const Bucket& bucket, double world) {
+    if (bucket.device.is_cuda()) {
+      Tensor grads = bucket.flat.narrow(0, 0, bucket.numel);
+      ops::copy_into(grads, ops::binary(ops::BinaryOp::div, grads, ops::scalar_like(world, grads)));
+    } else if (bucket.dtype == DType::f32) {
+      float* data = bucket.flat.data_ptr<float>();
+      const auto w = static_cast<float>(world);
+      for (int64_t k = 0; k < bucket.numel; ++k) data[k] /= w;
+    } else {
+      double* data = bucket.flat.data_ptr<double>();
+      for (int64_t k = 0; k < bucket.numel; ++k) data[k] /= world;
     }
   }
 
@@ -126,15 +183,14 @@ struct DataParallel::State {
       for (int64_t s : bucket.slots) {
         Slot& slot = slots[static_cast<size_t>(s)];
         if (slot.seen) continue;
-        char* dst = static_cast<char*>(bucket.flat.data_ptr()) + slot.offset * dtype_size(bucket.dtype);
+        Tensor dst = bucket.flat.narrow(0, slot.offset, slot.numel);
         Tensor previous = slot.param.grad();
         if (previous.defined()) {
-          Tensor p = (previous.dtype() == bucket.dtype ? previous : previous.to(bucket.dtype)).contiguous();
-          copy_or_add(bucket.dtype, dst, p.data_ptr(), slot.numel, /*add=*/false);
-          set_flag(bucket.flat, bucket.numel + slot.index_in_bucket, 1.0);
+          put(bucket, dst, previous, /*add=*/false);
+          set_flag(bucket, slot.index_in_bucket, 1.0);
         } else {
-          std::memset(dst, 0, static_cast<size_t>(slot.numel) * dtype_size(bucket.dtype));
-          set_flag(bucket.flat, bucket.numel + slot.index_in_bucket, 0.0);
+          zero(bucket, dst);
+          set_flag(bucket, slot.index_in_bucket, 0.0);
         }
       }
       launch(bucket);
@@ -143,39 +199,30 @@ struct DataParallel::State {
     for (auto& bucket : buckets) bucket.work->wait();
     // Late parts: every rank must agree on which buckets reduce them.
     std::vector<double> late(buckets.size(), 0.0);
-    bool any_late = false;
     for (size_t b = 0; b < buckets.size(); ++b) late[b] = buckets[b].late.defined() ? 1.0 : 0.0;
     group->all_reduce(late);
     for (size_t b = 0; b < buckets.size(); ++b) {
       if (late[b] == 0) continue;
-      any_late = true;
       Bucket& bucket = buckets[b];
-      if (!bucket.late.defined()) bucket.late = zeros({bucket.numel}, bucket.dtype);
+      if (!bucket.late.defined()) bucket.late = zeros({bucket.numel}, TensorOptions(bucket.dtype).with_device(bucket.device));
       group->all_reduce(bucket.late);
-      copy_or_add(bucket.dtype, bucket.flat.data_ptr(), bucket.late.data_ptr(), bucket.numel, /*add=*/true);
+      put(bucket, bucket.flat.narrow(0, 0, bucket.numel), bucket.late, /*add=*/true);
     }
-    (void)any_late;
     // Averaged gradients into .grad: views of the bucket (divided in place), which then gets a
     // new buffer for the next pass, so no copy out and no aliasing across passes.
     const double world = static_cast<double>(group->world_size());
     for (auto& bucket : buckets) {
-      if (bucket.dtype == DType::f32) {
-        float* data = bucket.flat.data_ptr<float>();
-        const auto w = static_cast<float>(world);
-        for (int64_t k = 0; k < bucket.numel; ++k) data[k] /= w;
-      } else {
-        double* data = bucket.flat.data_ptr<double>();
-        for (int64_t k = 0; k < bucket.numel; ++k) data[k] /= world;
-      }
+      divide(bucket, world);
+      const std::vector<double> used = flags(bucket);
       for (int64_t s : bucket.slots) {
         Slot& slot = slots[static_cast<size_t>(s)];
-        if (get_flag(bucket.flat, bucket.numel + slot.index_in_bucket) == 0) {
+        if (used[static_cast<size_t>(slot.index_in_bucket)] == 0) {
           slot.param.set_grad(Tensor());  // no rank had a gradient for it
           continue;
         }
         slot.param.set_grad(bucket.flat.narrow(0, slot.offset, slot.numel).view(slot.param.shape()));
       }
-      bucket.flat = empty({bucket.flat.numel()}, bucket.dtype);
+      bucket.flat = empty({bucket.flat.numel()}, TensorOptions(bucket.dtype).with_device(bucket.device));
     }
     reset();
   }
@@ -222,38 +269,54 @@ DataParallel::DataParallel(nn::Module& module, std::vector<Tensor> extra_paramet
   std::unordered_set<const TensorImpl*> known;
   auto take = [&](const Tensor& p) {
     if (!p.defined() || !p.requires_grad() || !known.insert(p.impl()).second) return;
-    if (p.dtype() != DType::f32 && p.dtype() != DType::f64) {
-      throw DTypeError(std::string("DataParallel: parameters must be f32 or f64, got ") + dtype_name(p.dtype()));
-    }
-    if (!p.device().is_cpu()) {
-      throw NotImplementedError("DataParallel: a parameter on " + p.device().str() +
-                                ": CUDA tensors need the NCCL backend, which this build does not have");
+    if (p.device().is_cpu()) {
+      if (p.dtype() != DType::f32 && p.dtype() != DType::f64) {
+        throw DTypeError(std::string("DataParallel: CPU parameters must be f32 or f64, got ") + dtype_name(p.dtype()));
+      }
+    } else {
+      if (!ProcessGroup::nccl_available()) {
+        throw NotImplementedError("DataParallel: a parameter on " + p.device().str() +
+                                  ": CUDA tensors need NCCL, and this build has no NCCL");
+      }
+      if (p.dtype() != DType::f32 && p.dtype() != DType::f64 && p.dtype() != DType::bf16 && p.dtype() != DType::f16) {
+        throw DTypeError(std::string("DataParallel: CUDA parameters must be f32, f64, bf16 or f16, got ") +
+                         dtype_name(p.dtype()));
+      }
     }
     params.push_back(p);
   };
   for (const auto& p : module_.parameters()) take(p);
   for (const auto& p : extra_parameters) take(p);
 
-  // Buckets in reverse order (backward reaches the last layers first), one dtype each.
+  // Buckets in reverse order (backward reaches the last layers first), one dtype and one device
+  // each: CPU buckets reduce over MPI, CUDA ones over NCCL (a model may have both).
   State& s = *state_;
-  std::vector<int64_t> open(2, -1);  // the open bucket per dtype (f32, f64)
+  struct Open {
+    DType dtype;
+    Device device;
+    int64_t bucket;
+  };
+  std::vector<Open> open;  // the open bucket per (dtype, device)
   for (auto it = params.rbegin(); it != params.rend(); ++it) {
     const Tensor& p = *it;
-    const size_t d = p.dtype() == DType::f32 ? 0 : 1;
     const int64_t bytes = p.numel() * static_cast<int64_t>(dtype_size(p.dtype()));
-    if (open[d] >= 0) {
-      const auto& bucket = s.buckets[static_cast<size_t>(open[d])];
-      if ((bucket.numel * static_cast<int64_t>(dtype_size(p.dtype()))) + bytes > options.bucket_bytes) open[d] = -1;
+    auto o = std::find_if(open.begin(), open.end(),
+                          [&](const Open& x) { return x.dtype == p.dtype() && x.device == p.device(); });
+    if (o == open.end()) o = open.insert(open.end(), Open{p.dtype(), p.device(), -1});
+    if (o->bucket >= 0) {
+      const auto& bucket = s.buckets[static_cast<size_t>(o->bucket)];
+      if ((bucket.numel * static_cast<int64_t>(dtype_size(p.dtype()))) + bytes > options.bucket_bytes) o->bucket = -1;
     }
-    if (open[d] < 0) {
-      open[d] = static_cast<int64_t>(s.buckets.size());
+    if (o->bucket < 0) {
+      o->bucket = static_cast<int64_t>(s.buckets.size());
       s.buckets.emplace_back();
       s.buckets.back().dtype = p.dtype();
+      s.buckets.back().device = p.device();
     }
-    State::Bucket& bucket = s.buckets[static_cast<size_t>(open[d])];
+    State::Bucket& bucket = s.buckets[static_cast<size_t>(o->bucket)];
     State::Slot slot;
     slot.param = p;
-    slot.bucket = open[d];
+    slot.bucket = o->bucket;
     slot.offset = bucket.numel;
     slot.numel = p.numel();
     slot.index_in_bucket = static_cast<int64_t>(bucket.slots.size());
@@ -262,7 +325,8 @@ DataParallel::DataParallel(nn::Module& module, std::vector<Tensor> extra_paramet
     s.slots.push_back(std::move(slot));
   }
   for (auto& bucket : s.buckets) {
-    bucket.flat = zeros({bucket.numel + static_cast<int64_t>(bucket.slots.size())}, bucket.dtype);
+    bucket.flat = zeros({bucket.numel + static_cast<int64_t>(bucket.slots.size())},
+                        TensorOptions(bucket.dtype).with_device(bucket.device));
   }
   s.reset();
 

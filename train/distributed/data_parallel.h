@@ -20,8 +20,16 @@
 //   whole accumulated gradient once (torch's no_sync()).
 // - Overlap is as good as the MPI's progress: OpenMPI advances a nonblocking collective when the
 //   process calls MPI, which the hooks do (they test the buckets in flight) during backward.
+// - Devices: a bucket holds one dtype on one device. CPU parameters (f32/f64) reduce over MPI;
+//   CUDA parameters (f32/f64/bf16/f16, on the group's device(): one GPU per process) reduce over
+//   NCCL, in a flat CUDA buffer that the hooks fill with device copies on the calling thread's
+//   stream, so the NCCL all-reduce of a bucket is enqueued behind the backward kernels that made
+//   its gradients, with no host wait during backward; finish() waits on the GPU (CUDA events) and
+//   averages on the GPU. A model with CPU and CUDA parameters both is supported: each kind has
+//   its own buckets, all started in one order on every rank. CUDA parameters in a build without
+//   NCCL are a NotImplementedError at construction.
 //
-// CPU tensors only (MPI). The hooks stay on the parameters after destruction but do nothing.
+// The hooks stay on the parameters after destruction but do nothing.
 #pragma once
 
 #include <cstdint>

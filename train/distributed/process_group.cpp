@@ -1,4 +1,4 @@
-// What ProcessGroup has with or without MPI: the environment checks.
+// What ProcessGroup has with or without MPI: the environment checks, the device of this process.
 #include <cstdlib>
 #include <string>
 
@@ -35,6 +35,16 @@ int ProcessGroup::environment_rank() {
     if (value && *value) return static_cast<int>(env_int(name));
   }
   return -1;
+}
+
+Device ProcessGroup::device() const {
+  const int gpus = cuda_device_count();
+  if (gpus <= 0) return Device::cpu();
+  return Device::cuda(local_rank() % gpus);
+}
+
+void ProcessGroup::init_nccl() {
+  throw NotImplementedError("distributed: init_nccl: this process group has no NCCL backend");
 }
 
 double default_timeout_s() {

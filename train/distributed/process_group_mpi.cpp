@@ -1,6 +1,8 @@
 // ProcessGroup over MPI. Collectives are the nonblocking MPI-3 ones, polled with MPI_Test until a
 // deadline, on a communicator of graft's own (a duplicate of MPI_COMM_WORLD) whose error handler is
 // MPI_ERRORS_RETURN, so that every failure becomes a DistributedError naming the call.
+// CUDA tensors go to the group's CudaCollectives (NCCL, process_group_nccl.cpp, in builds with
+// GRAFT_HAS_NCCL), created at the first CUDA collective.
 #include <mpi.h>
 
 #include <chrono>
@@ -10,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "train/distributed/cuda_collectives.h"
 #include "train/distributed/process_group.h"
 
 namespace graft::train::distributed {
@@ -77,12 +80,14 @@ MPI_Datatype mpi_type(const Tensor& t, const char* op) {
   throw DTypeError(std::string("distributed: ") + op + " supports f32 and f64 tensors, got " + dtype_name(t.dtype()));
 }
 
+// Whether `t` goes to the CUDA collectives (NCCL) rather than MPI.
+bool is_cuda(const Tensor& t, const char* op) {
+  if (!t.defined()) throw ValueError(std::string("distributed: ") + op + " of an undefined tensor");
+  return t.device().is_cuda();
+}
+
 void check_tensor(const Tensor& t, const char* op) {
   if (!t.defined()) throw ValueError(std::string("distributed: ") + op + " of an undefined tensor");
-  if (!t.device().is_cpu()) {
-    throw NotImplementedError(std::string("distributed: ") + op + " of a " + t.device().str() +
-                              " tensor: CUDA tensors need the NCCL backend, which this build does not have");
-  }
   if (!t.is_contiguous()) throw ValueError(std::string("distributed: ") + op + " needs a contiguous tensor");
 }
 
@@ -169,6 +174,7 @@ class MpiProcessGroup : public ProcessGroup {
     MPI_Comm_free(&local);
   }
   ~MpiProcessGroup() override {
+    cuda_.reset();  // the NCCL communicator first (it was bootstrapped over comm_)
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
@@ -184,7 +190,10 @@ class MpiProcessGroup : public ProcessGroup {
     timeout_s_ = seconds;
   }
 
+  void init_nccl() override { cuda("init_nccl", nullptr); }
+
   void all_reduce(Tensor& tensor, ReduceOp op) override {
+    if (is_cuda(tensor, "all_reduce")) return cuda("all_reduce", &tensor).all_reduce(tensor, op, timeout_s_);
     check_tensor(tensor, "all_reduce");
     MPI_Request request;
     check(MPI_Iallreduce(MPI_IN_PLACE, tensor.data_ptr(), checked_count(tensor.numel(), "all_reduce"),
@@ -195,6 +204,9 @@ class MpiProcessGroup : public ProcessGroup {
   }
 
   std::shared_ptr<Work> all_reduce_async(const Tensor& tensor) override {
+    if (is_cuda(tensor, "all_reduce_async")) {
+      return cuda("all_reduce_async", &tensor).all_reduce_async(tensor, timeout_s_);
+    }
     check_tensor(tensor, "all_reduce_async");
     MPI_Request request;
     check(MPI_Iallreduce(MPI_IN_PLACE, tensor.data_ptr(), checked_count(tensor.numel(), "all_reduce_async"),
@@ -204,8 +216,9 @@ class MpiProcessGroup : public ProcessGroup {
   }
 
   void broadcast(Tensor& tensor, int root) override {
-    check_tensor(tensor, "broadcast");
     check_root(root);
+    if (is_cuda(tensor, "broadcast")) return cuda("broadcast", &tensor).broadcast(tensor, root, timeout_s_);
+    check_tensor(tensor, "broadcast");
     MPI_Request request;
     check(MPI_Ibcast(tensor.data_ptr(), checked_count(tensor.numel() * static_cast<int64_t>(dtype_size(tensor.dtype())),
                                                       "broadcast"),
@@ -288,6 +301,19 @@ class MpiProcessGroup : public ProcessGroup {
   }
 
  private:
+  // The NCCL half, created at the first CUDA collective (a collective itself: every rank reaches
+  // it at the same point of its sequence). `tensor` (may be null) names the device in the error of
+  // a build without NCCL.
+  detail::CudaCollectives& cuda(const char* op, const Tensor* tensor) {
+#if GRAFT_HAS_NCCL
+    if (!cuda_) cuda_ = detail::make_nccl_collectives(*this);
+    return *cuda_;
+#else
+    throw NotImplementedError(std::string("distributed: ") + op + (tensor ? " of a " + tensor->device().str() + " tensor" : "") +
+                              ": CUDA tensors need NCCL, and this build has no NCCL (it needs GRAFT_CUDA and "
+                              "GRAFT_MPI on and NCCL found at configure time)");
+#endif
+  }
   void check_root(int root) const {
     if (root < 0 || root >= size_) {
       throw ValueError("distributed: broadcast root " + std::to_string(root) + " is not a rank of a world of " +
@@ -309,6 +335,7 @@ class MpiProcessGroup : public ProcessGroup {
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
   double timeout_s_;
+  std::unique_ptr<detail::CudaCollectives> cuda_;
 };
 
 }  // namespace
@@ -320,6 +347,14 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(ProcessGroupOptions options) 
 }
 
 bool ProcessGroup::available() { return true; }
+
+bool ProcessGroup::nccl_available() {
+#if GRAFT_HAS_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
 
 void ProcessGroup::finalize() { finalize_if_ours(); }
 

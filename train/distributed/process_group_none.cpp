@@ -12,6 +12,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(ProcessGroupOptions) {
 
 bool ProcessGroup::available() { return false; }
 
+bool ProcessGroup::nccl_available() { return false; }  // NCCL is bootstrapped over MPI
+
 void ProcessGroup::finalize() {}
 
 }  // namespace graft::train::distributed

@@ -5,6 +5,12 @@
 #include "autograd/grad_mode.h"
 #include "tensor/factory.h"
 
+#if GRAFT_WITH_CUDA
+#include <map>
+
+#include "kernels/optim/adam.h"
+#endif
+
 namespace graft::optim {
 
 namespace {
@@ -53,6 +59,56 @@ void adam_update(T* p, const T* grad, T* m, T* v, T* v_max, int64_t n, const Ada
   else adam_update<T, false>(p, grad, m, v, v_max, n, c);
 }
 
+#if GRAFT_WITH_CUDA
+// A group's CUDA parameters, gathered during the step and updated by one multi-tensor launch per
+// (device, dtype) at its end (kernels/optim: the same formulas in the same order).
+class CudaAdamBatch {
+ public:
+  void add(const Tensor& p, const Tensor& grad, const Tensor& m, const Tensor& v, const Tensor& v_max,
+           const AdamCoefficients& c) {
+    PerDevice& lists = devices_[p.device().index];
+    if (p.dtype() == DType::f64) lists.f64.push_back(entry<double>(p, grad, m, v, v_max, c));
+    else lists.f32.push_back(entry<float>(p, grad, m, v, v_max, c));
+  }
+
+  void launch(const ParamGroup& group, bool decoupled) const {
+    const kernels::optim::AdamHyper hyper{decoupled ? 1.0 - group.lr * group.weight_decay : 1.0,
+                                          decoupled ? 0.0 : group.weight_decay,
+                                          group.l1,
+                                          group.beta1,
+                                          group.beta2,
+                                          group.eps,
+                                          group.amsgrad};
+    for (const auto& [device, lists] : devices_) {
+      kernels::optim::adam_multi_tensor_cuda(lists.f32.data(), static_cast<int64_t>(lists.f32.size()), hyper, device);
+      kernels::optim::adam_multi_tensor_cuda(lists.f64.data(), static_cast<int64_t>(lists.f64.size()), hyper, device);
+    }
+  }
+
+ private:
+  struct PerDevice {
+    std::vector<kernels::optim::AdamTensor<float>> f32;
+    std::vector<kernels::optim::AdamTensor<double>> f64;
+  };
+
+  // data_ptr<T>() is for CPU tensors; the device pointers are the untyped data_ptr().
+  template <class T>
+  static kernels::optim::AdamTensor<T> entry(const Tensor& p, const Tensor& grad, const Tensor& m, const Tensor& v,
+                                             const Tensor& v_max, const AdamCoefficients& c) {
+    return {static_cast<T*>(p.data_ptr()),
+            static_cast<const T*>(grad.data_ptr()),
+            static_cast<T*>(m.data_ptr()),
+            static_cast<T*>(v.data_ptr()),
+            v_max.defined() ? static_cast<T*>(v_max.data_ptr()) : nullptr,
+            p.numel(),
+            c.step_size,
+            c.bias_correction2_sqrt};
+  }
+
+  std::map<int, PerDevice> devices_;  // ordered, so launches go in device order
+};
+#endif
+
 }  // namespace
 
 namespace detail {
@@ -94,14 +150,21 @@ void AdamCore::step() {
   auto& groups = param_groups();
   for (std::size_t g = 0; g < groups.size(); ++g) {
     const ParamGroup& group = groups[g];
+    // All grads are checked before any parameter of the group changes (a CUDA parameter's state
+    // advances when it is gathered, before the launch at the group's end).
+    std::vector<Tensor> grads;
+    for (std::size_t i = 0; i < group.params.size(); ++i) grads.push_back(checked_grad(g, i));
+#if GRAFT_WITH_CUDA
+    CudaAdamBatch cuda_batch;
+#endif
     for (std::size_t i = 0; i < group.params.size(); ++i) {
-      Tensor grad = checked_grad(g, i);
+      const Tensor& grad = grads[i];
       if (!grad.defined()) continue;  // frozen or unused: no update, no state change
       const Tensor& p = group.params[i];
       ParamState& state = param_state(g, i);
       auto buffer = [&](const char* key) -> Tensor& {
         Tensor& t = state.buffers[key];
-        if (!t.defined()) t = zeros(p.shape(), p.dtype());
+        if (!t.defined()) t = zeros(p.shape(), TensorOptions(p.dtype()).with_device(p.device()));
         return t;
       };
       Tensor& m = buffer("exp_avg");
@@ -118,6 +181,13 @@ void AdamCore::step() {
                                group.lr / bias_correction1,
                                std::sqrt(bias_correction2),
                                group.eps};
+#if GRAFT_WITH_CUDA
+      if (p.device().is_cuda()) {
+        cuda_batch.add(p, grad, m, v, v_max, c);
+        ++state.step;
+        continue;
+      }
+#endif
       if (p.dtype() == DType::f64)
         adam_update<double>(p.data_ptr<double>(), grad.data_ptr<double>(), m.data_ptr<double>(), v.data_ptr<double>(),
                             v_max.defined() ? v_max.data_ptr<double>() : nullptr, p.numel(), c);
@@ -126,6 +196,9 @@ void AdamCore::step() {
                            v_max.defined() ? v_max.data_ptr<float>() : nullptr, p.numel(), c);
       ++state.step;
     }
+#if GRAFT_WITH_CUDA
+    cuda_batch.launch(group, decoupled_);
+#endif
   }
 }
 

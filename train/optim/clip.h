@@ -1,7 +1,7 @@
 // Gradient clipping and finiteness checks over a list of parameters, as torch.nn.utils'
 // clip_grad_norm_ / clip_grad_value_. Parameters without a grad are ignored. Grads are scaled in
 // place when contiguous; a non-contiguous grad is replaced by a scaled contiguous copy.
-// f32/f64 grads on the CPU; norms accumulate in f64.
+// f32/f64 grads, all on the CPU or all on one GPU (one call per device); norms accumulate in f64.
 #pragma once
 
 #include <vector>

@@ -111,8 +111,6 @@ void Optimizer::add_param_group(ParamGroup group) {
       throw ValueError(name() + ": " + label + " is not a leaf tensor (it has a grad_fn); optimize leaves only");
     if (p.dtype() != DType::f32 && p.dtype() != DType::f64)
       throw DTypeError(name() + ": " + label + " has dtype " + dtype_name(p.dtype()) + "; expected f32 or f64");
-    if (!p.device().is_cpu())
-      throw DeviceError(name() + ": " + label + " is on " + p.device().str() + "; the optimizers run on the CPU only");
     if (!p.is_contiguous()) throw ValueError(name() + ": " + label + " is not contiguous");
     if (!seen.insert(p.impl()).second)
       throw ValueError(name() + ": " + label + " appears in more than one place among the parameter groups");
@@ -145,8 +143,10 @@ Tensor Optimizer::checked_grad(std::size_t group, std::size_t index) const {
   if (p.dtype() != DType::f32 && p.dtype() != DType::f64)
     throw DTypeError(name() + ".step: " + describe_param(group, index) + " has dtype " + dtype_name(p.dtype()) +
                      "; expected f32 or f64");
-  if (!p.device().is_cpu() || !grad.device().is_cpu())
-    throw DeviceError(name() + ".step: " + describe_param(group, index) + " or its grad is not on the CPU");
+  // Parameters may live on the CPU or a GPU (each is updated where it lives); its grad must be there too.
+  if (grad.device() != p.device())
+    throw DeviceError(name() + ".step: " + describe_param(group, index) + " is on " + p.device().str() +
+                      " but its grad is on " + grad.device().str());
   if (!p.is_contiguous()) throw ValueError(name() + ".step: " + describe_param(group, index) + " is not contiguous");
   if (grad.shape() != p.shape())
     throw ShapeError(name() + ".step: " + describe_param(group, index) + " has shape " + shape_str(p.shape()) +
@@ -174,7 +174,9 @@ Optimizer::State Optimizer::state_dict() const {
       steps.push_back(has_state ? state_[g][i].step : 0);
       if (!has_state) continue;
       for (const auto& [buffer, tensor] : state_[g][i].buffers)
-        out.tensors["state." + std::to_string(g) + "." + std::to_string(i) + "." + buffer] = tensor.clone();
+        // Saved on the CPU whatever the parameter's device, so checkpoints do not depend on the GPU.
+        out.tensors["state." + std::to_string(g) + "." + std::to_string(i) + "." + buffer] =
+            tensor.device().is_cpu() ? tensor.clone() : tensor.to(Device::cpu());
     }
     j["num_params"] = group.params.size();
     j["param_names"] = group.param_names;
@@ -253,7 +255,9 @@ void Optimizer::load_state_dict(const State& state) {
     if (tensor.dtype() != p.dtype())
       throw DTypeError(where + "tensor '" + key + "' is " + dtype_name(tensor.dtype()) + " but " +
                        describe_param(g, i) + " is " + dtype_name(p.dtype()));
-    if (!tensor.device().is_cpu()) throw DeviceError(where + "tensor '" + key + "' is not on the CPU");
+    if (!tensor.device().is_cpu() && tensor.device() != p.device())
+      throw DeviceError(where + "tensor '" + key + "' is on " + tensor.device().str() + " but " +
+                        describe_param(g, i) + " is on " + p.device().str() + "; expected the CPU or the same device");
     new_state[g][i].buffers[buffer] = tensor;  // copied below, once everything checks out
   }
   for (std::size_t g = 0; g < new_groups.size(); ++g)
@@ -263,10 +267,15 @@ void Optimizer::load_state_dict(const State& state) {
           throw ValueError(where + describe_param(g, i) + " has had " + std::to_string(new_state[g][i].step) +
                            " updates but the state lacks its '" + needed + "' buffer");
 
-  // Phase 2: commit (nothing below throws for validated input).
-  for (auto& per_group : new_state)
-    for (auto& ps : per_group)
-      for (auto& [buffer, tensor] : ps.buffers) tensor = tensor.contiguous().clone();
+  // Copies, each on its parameter's device. Only a failed allocation or copy can throw here, and
+  // that leaves this optimizer unchanged: the copies go into new_state.
+  for (std::size_t g = 0; g < new_state.size(); ++g)
+    for (std::size_t i = 0; i < new_state[g].size(); ++i) {
+      const Device device = new_groups[g].params[i].device();
+      for (auto& [buffer, tensor] : new_state[g][i].buffers)
+        tensor = tensor.device() == device ? tensor.contiguous().clone() : tensor.contiguous().to(device);
+    }
+  // Phase 2: commit (nothing below throws).
   groups_ = std::move(new_groups);
   state_ = std::move(new_state);
   steps_taken_ = new_steps_taken;

@@ -9,7 +9,8 @@
 //    state (step count, buffers) does not advance, as torch does.
 //  - Buffers are created lazily on a parameter's first update (torch's layout), so a fresh
 //    optimizer's state_dict has no tensors.
-//  - Parameters must be leaves, f32 or f64, CPU, contiguous; a parameter may appear only once.
+//  - Parameters must be leaves, f32 or f64, contiguous, on the CPU or a GPU; a parameter may appear
+//    only once. State buffers live on their parameter's device; state_dict holds them on the CPU.
 //  - Changing hyper-parameters through param_groups() is expected (schedulers do it); changing the
 //    params lists there is not: use add_param_group.
 #pragma once
@@ -94,7 +95,7 @@ class Optimizer {
   void begin_step();
   // The gradient of parameter `index` of group `group` as a contiguous tensor of the parameter's
   // dtype, or undefined when it has none. Throws when the parameter is not a leaf, not f32/f64,
-  // not on the CPU, or not contiguous.
+  // its grad is not on the parameter's device, or it is not contiguous.
   Tensor checked_grad(std::size_t group, std::size_t index) const;
   ParamState& param_state(std::size_t group, std::size_t index);
   // "group 'decay' param 2 ('encoder.bias')": for error messages.

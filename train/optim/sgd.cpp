@@ -5,6 +5,12 @@
 #include "autograd/grad_mode.h"
 #include "tensor/factory.h"
 
+#if GRAFT_WITH_CUDA
+#include <map>
+
+#include "kernels/optim/adam.h"
+#endif
+
 namespace graft::optim {
 
 namespace {
@@ -48,6 +54,43 @@ void sgd_update(T* p, const T* grad, T* buf, int64_t n, const SGDCoefficients& c
   else sgd_update<T, false>(p, grad, buf, n, c);
 }
 
+#if GRAFT_WITH_CUDA
+// A group's CUDA parameters, gathered during the step and updated by one multi-tensor launch per
+// (device, dtype) at its end (kernels/optim: the same formulas in the same order).
+class CudaSgdBatch {
+ public:
+  void add(const Tensor& p, const Tensor& grad, const Tensor& buf, bool fresh_buffer) {
+    PerDevice& lists = devices_[p.device().index];
+    if (p.dtype() == DType::f64) lists.f64.push_back(entry<double>(p, grad, buf, fresh_buffer));
+    else lists.f32.push_back(entry<float>(p, grad, buf, fresh_buffer));
+  }
+
+  void launch(const ParamGroup& group) const {
+    const kernels::optim::SgdHyper hyper{group.lr, group.weight_decay, group.l1, group.momentum, group.dampening,
+                                         group.nesterov};
+    for (const auto& [device, lists] : devices_) {
+      kernels::optim::sgd_multi_tensor_cuda(lists.f32.data(), static_cast<int64_t>(lists.f32.size()), hyper, device);
+      kernels::optim::sgd_multi_tensor_cuda(lists.f64.data(), static_cast<int64_t>(lists.f64.size()), hyper, device);
+    }
+  }
+
+ private:
+  struct PerDevice {
+    std::vector<kernels::optim::SgdTensor<float>> f32;
+    std::vector<kernels::optim::SgdTensor<double>> f64;
+  };
+
+  // data_ptr<T>() is for CPU tensors; the device pointers are the untyped data_ptr().
+  template <class T>
+  static kernels::optim::SgdTensor<T> entry(const Tensor& p, const Tensor& grad, const Tensor& buf, bool fresh_buffer) {
+    return {static_cast<T*>(p.data_ptr()), static_cast<const T*>(grad.data_ptr()),
+            buf.defined() ? static_cast<T*>(buf.data_ptr()) : nullptr, p.numel(), fresh_buffer};
+  }
+
+  std::map<int, PerDevice> devices_;  // ordered, so launches go in device order
+};
+#endif
+
 }  // namespace
 
 SGD::SGD(std::vector<ParamGroup> groups) { add_param_groups(std::move(groups)); }
@@ -82,8 +125,15 @@ void SGD::step() {
   auto& groups = param_groups();
   for (std::size_t g = 0; g < groups.size(); ++g) {
     const ParamGroup& group = groups[g];
+    // All grads are checked before any parameter of the group changes (a CUDA parameter's state
+    // advances when it is gathered, before the launch at the group's end).
+    std::vector<Tensor> grads;
+    for (std::size_t i = 0; i < group.params.size(); ++i) grads.push_back(checked_grad(g, i));
+#if GRAFT_WITH_CUDA
+    CudaSgdBatch cuda_batch;
+#endif
     for (std::size_t i = 0; i < group.params.size(); ++i) {
-      Tensor grad = checked_grad(g, i);
+      const Tensor& grad = grads[i];
       if (!grad.defined()) continue;  // frozen or unused: no update, no state change
       const Tensor& p = group.params[i];
       ParamState& state = param_state(g, i);
@@ -92,8 +142,17 @@ void SGD::step() {
       if (group.momentum != 0.0) {
         auto it = state.buffers.find("momentum_buffer");
         c.fresh_buffer = it == state.buffers.end();
-        buf = c.fresh_buffer ? (state.buffers["momentum_buffer"] = zeros(p.shape(), p.dtype())) : it->second;
+        buf = c.fresh_buffer ? (state.buffers["momentum_buffer"] =
+                                    zeros(p.shape(), TensorOptions(p.dtype()).with_device(p.device())))
+                             : it->second;
       }
+#if GRAFT_WITH_CUDA
+      if (p.device().is_cuda()) {
+        cuda_batch.add(p, grad, buf, c.fresh_buffer);
+        ++state.step;
+        continue;
+      }
+#endif
       if (p.dtype() == DType::f64)
         sgd_update<double>(p.data_ptr<double>(), grad.data_ptr<double>(),
                            buf.defined() ? buf.data_ptr<double>() : nullptr, p.numel(), c);
@@ -102,6 +161,9 @@ void SGD::step() {
                           buf.defined() ? buf.data_ptr<float>() : nullptr, p.numel(), c);
       ++state.step;
     }
+#if GRAFT_WITH_CUDA
+    cuda_batch.launch(group);
+#endif
   }
 }
 

@@ -1,5 +1,6 @@
 #include "train/cli/config.h"
 #include "train/cli/run_config.h"
+#include "train/cli/optimization.h"
 
 #include <gtest/gtest.h>
 
@@ -173,6 +174,18 @@ TEST(Recipes, EveryRecipeIsAValidRunConfig) {
     ++recipes;
   }
   EXPECT_GE(recipes, 8);
+}
+
+TEST(RunConfigDevice, TrainDeviceReachesTheTrainerAndBadNamesAreErrors) {
+  auto read = [](const std::string& json) { return read_run_config(ConfigDocument::parse(json, "run.json")); };
+  EXPECT_EQ(read("{}").train.device, "cpu");
+  EXPECT_EQ(trainer_options(read("{}")).device, Device::cpu());
+  const RunConfig cuda = read(R"({"train": {"device": "cuda:1"}})");
+  EXPECT_EQ(trainer_options(cuda).device, Device::cuda(1));
+  EXPECT_EQ(to_json(cuda)["train"]["device"], "cuda:1");  // recorded in config.json
+  const std::string message = format_error([&] { read(R"({"train": {"device": "gpu"}})"); });
+  EXPECT_NE(message.find("run.json:1: train.device"), std::string::npos) << message;
+  EXPECT_NE(message.find("expected cpu, cuda or cuda:N"), std::string::npos) << message;
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "train/optim/sgd.h"
 #include "train/trainer.h"
 #include "../trainer_fixtures.h"
+#include "dist_test_models.h"
 #include "dist_test_world.h"
 
 using namespace graft;
@@ -26,6 +27,8 @@ using namespace graft::train;
 using graft::test::blobs;
 using graft::test::make_mlp;
 using graft::test::world;
+using graft::test::Tied;
+using graft::test::TwoHeads;
 namespace dist = graft::train::distributed;
 
 namespace {
@@ -66,30 +69,6 @@ std::filesystem::path shared_temp_dir(const std::string& name) {
   return world()->broadcast_bytes(path, 0);
 }
 
-// A square Linear applied twice (its weight gets two gradient parts per backward), then a head.
-class Tied : public nn::Module {
- public:
-  Tied() : Module("Tied") {
-    inner = register_module("inner", std::make_shared<nn::Linear>(4, 4));
-    head = register_module("head", std::make_shared<nn::Linear>(4, 3));
-  }
-  Tensor forward(const Tensor& x) override { return head->forward(relu(inner->forward(relu(inner->forward(x))))); }
-  std::shared_ptr<nn::Linear> inner, head;
-};
-
-// Two heads; `use_second` decides whether the second one takes part (an unused parameter).
-class TwoHeads : public nn::Module {
- public:
-  TwoHeads() : Module("TwoHeads") {
-    first = register_module("first", std::make_shared<nn::Linear>(2, 3));
-    second = register_module("second", std::make_shared<nn::Linear>(2, 3));
-  }
-  Tensor forward_with(const Tensor& x, bool use_second) {
-    Tensor y = first->forward(x);
-    return use_second ? y + second->forward(x) : y;
-  }
-  std::shared_ptr<nn::Linear> first, second;
-};
 
 }  // namespace
 
