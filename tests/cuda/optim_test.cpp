@@ -380,3 +380,36 @@ TEST(CudaClip, MixedDevicesThrow) {
   EXPECT_THROW(clip_grad_value({a, b}, 1.0), DeviceError);
   EXPECT_THROW(grads_are_finite({a, b}), DeviceError);
 }
+
+// A model trained on the CPU, then moved to the GPU (Module::to, in place) keeps its optimizer:
+// the state made on the CPU follows the parameters to their device at the next step.
+TEST(CudaOptim, StateFollowsAModelMovedBetweenSteps) {
+  GRAFT_REQUIRE_CUDA();
+  auto make = [] {
+    manual_seed(3);
+    return std::make_shared<nn::Linear>(5, 3);
+  };
+  auto stay = make(), moved = make();
+  AdamW stay_opt(stay->parameters()), moved_opt(moved->parameters());
+  SGDOptions momentum;
+  momentum.lr = 0.1;
+  momentum.momentum = 0.9;
+  SGD stay_sgd(stay->parameters(), momentum), moved_sgd(moved->parameters(), momentum);
+  auto set_grads = [](nn::Module& m, int step) {
+    int k = 0;
+    for (const Tensor& p : m.parameters()) p.set_grad(random_cpu(p.shape(), DType::f32, 100 * step + k++).to(p.device()));
+  };
+  for (int step = 1; step <= 4; ++step) {
+    if (step == 2) moved->to(Device::cuda(0));
+    for (auto [model, adam, sgd] : {std::tuple{stay.get(), &stay_opt, &stay_sgd}, std::tuple{moved.get(), &moved_opt, &moved_sgd}}) {
+      set_grads(*model, step);
+      adam->step();
+      sgd->step();
+    }
+  }
+  const auto a = stay->parameters(), b = moved->parameters();
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(b[i].device().is_cuda());
+    EXPECT_TRUE(all_close(b[i], a[i], 1e-6, 1e-7)) << "parameter " << i;
+  }
+}

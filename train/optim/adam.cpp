@@ -165,6 +165,7 @@ void AdamCore::step() {
       auto buffer = [&](const char* key) -> Tensor& {
         Tensor& t = state.buffers[key];
         if (!t.defined()) t = zeros(p.shape(), TensorOptions(p.dtype()).with_device(p.device()));
+        else if (t.device() != p.device()) t = t.to(p.device());  // the model moved since the last step
         return t;
       };
       Tensor& m = buffer("exp_avg");

@@ -144,7 +144,7 @@ void SGD::step() {
         c.fresh_buffer = it == state.buffers.end();
         buf = c.fresh_buffer ? (state.buffers["momentum_buffer"] =
                                     zeros(p.shape(), TensorOptions(p.dtype()).with_device(p.device())))
-                             : it->second;
+                             : (it->second.device() == p.device() ? it->second : (it->second = it->second.to(p.device())));
       }
 #if GRAFT_WITH_CUDA
       if (p.device().is_cuda()) {
