@@ -48,6 +48,11 @@ void bert_init(Module& module, double initializer_range) {
   }
 }
 
+// The attention mask of a batch without padding: ones like input_ids, on its device.
+Tensor all_real(const Tensor& input_ids) {
+  return ones(input_ids.shape(), TensorOptions(DType::i64).with_device(input_ids.device()));
+}
+
 void require_file(const std::filesystem::path& dir, const char* file, const char* who) {
   if (!std::filesystem::is_regular_file(dir / file)) {
     throw IOError(std::string(who) + "::from_pretrained: no " + file + " in " + dir.string() +
@@ -73,10 +78,12 @@ BertEmbeddings::BertEmbeddings(const BertConfig& config, Generator* generator) :
 
 Tensor BertEmbeddings::forward(const Tensor& input_ids, const Tensor& token_type_ids) {
   const int64_t S = input_ids.size(1);
-  const Tensor types = token_type_ids.defined() ? token_type_ids : zeros(input_ids.shape(), DType::i64);
+  // The implied ids live where input_ids do (an index on another device than the table is an error).
+  const TensorOptions ids_options = TensorOptions(DType::i64).with_device(input_ids.device());
+  const Tensor types = token_type_ids.defined() ? token_type_ids : zeros(input_ids.shape(), ids_options);
   // transformers' order of the sums: (word + token_type) + position.
   const Tensor x = word_embeddings->forward(input_ids) + token_type_embeddings->forward(types) +
-                   position_embeddings->forward(arange(S));  // [S, E] broadcasts over the batch
+                   position_embeddings->forward(arange(S, ids_options));  // [S, E] broadcasts over the batch
   return dropout->forward(layer_norm->forward(x));
 }
 
@@ -176,8 +183,7 @@ BertModelOutput BertModel::forward(const Tensor& input_ids, const Tensor& attent
 Tensor BertModel::sentence_embedding(const Tensor& input_ids, const Tensor& attention_mask,
                                      const Tensor& token_type_ids) {
   const Tensor hidden = forward(input_ids, attention_mask, token_type_ids).last_hidden_state;
-  return l2_normalize(
-      mean_pool(hidden, attention_mask.defined() ? attention_mask : ones(input_ids.shape(), DType::i64)));
+  return l2_normalize(mean_pool(hidden, attention_mask.defined() ? attention_mask : all_real(input_ids)));
 }
 
 std::string BertModel::extra_repr() const {
@@ -225,8 +231,7 @@ Tensor BertForSequenceClassification::features(const Tensor& input_ids, const Te
   const BertModelOutput out = bert->forward(input_ids, attention_mask, token_type_ids);
   return options_.pooling == BertPooling::cls
              ? out.pooler_output
-             : mean_pool(out.last_hidden_state,
-                         attention_mask.defined() ? attention_mask : ones(input_ids.shape(), DType::i64));
+             : mean_pool(out.last_hidden_state, attention_mask.defined() ? attention_mask : all_real(input_ids));
 }
 
 Tensor BertForSequenceClassification::forward(const Tensor& input_ids, const Tensor& attention_mask,

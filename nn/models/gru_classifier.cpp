@@ -14,8 +14,8 @@ void check_positive(const char* name, int64_t value) {
   if (value < 1) throw ValueError(std::string("GruClassifier: ") + name + " must be >= 1, got " + std::to_string(value));
 }
 
-// lengths as i64 [N], each in [1, T]; undefined stays undefined.
-Tensor checked_lengths(const Tensor& lengths, int64_t batch, int64_t steps) {
+// lengths as i64 [N] on `device` (where the token ids are), each in [1, T]; undefined stays undefined.
+Tensor checked_lengths(const Tensor& lengths, int64_t batch, int64_t steps, Device device) {
   if (!lengths.defined()) return lengths;
   if (lengths.dim() != 1 || lengths.size(0) != batch || !is_integral(lengths.dtype())) {
     throw ShapeError("GruClassifier: lengths must be an integer tensor [" + std::to_string(batch) + "], got " +
@@ -28,7 +28,8 @@ Tensor checked_lengths(const Tensor& lengths, int64_t batch, int64_t steps) {
                        "; expected 1 <= length <= T = " + std::to_string(steps));
     }
   }
-  return lengths.dtype() == DType::i64 ? lengths.detach() : lengths.detach().to(DType::i64);
+  const Tensor as_i64 = lengths.dtype() == DType::i64 ? lengths.detach() : lengths.detach().to(DType::i64);
+  return as_i64.device() == device ? as_i64 : as_i64.to(device);
 }
 
 }  // namespace
@@ -73,7 +74,7 @@ Tensor GruClassifier::features(const Tensor& input_ids, const Tensor& lengths) {
                                           : std::string("undefined")));
   }
   const int64_t batch = input_ids.size(0), steps = input_ids.size(1);
-  const Tensor valid_lengths = checked_lengths(lengths, batch, steps);
+  const Tensor valid_lengths = checked_lengths(lengths, batch, steps, input_ids.device());
 
   const GruResult encoded = gru->forward(embedding->forward(input_ids), Tensor(), valid_lengths);
   const Tensor& output = encoded.output;  // [N, T, P], zero past each length
@@ -88,7 +89,8 @@ Tensor GruClassifier::features(const Tensor& input_ids, const Tensor& lengths) {
   // padding [N, T] bool: true past each sequence's length (none when lengths is undefined).
   Tensor padding;
   if (valid_lengths.defined())
-    padding = ge(arange(steps).unsqueeze(0), valid_lengths.unsqueeze(1));
+    padding = ge(arange(steps, TensorOptions(DType::i64).with_device(valid_lengths.device())).unsqueeze(0),
+                 valid_lengths.unsqueeze(1));
   const double minus_infinity = -std::numeric_limits<double>::infinity();
 
   switch (options_.pooling) {
@@ -138,7 +140,7 @@ Tensor GruClassifier::lengths_from_mask(const Tensor& attention_mask) {
     if (length == 0) throw ValueError("GruClassifier::lengths_from_mask: row " + std::to_string(n) + " has no real token");
     lengths[static_cast<size_t>(n)] = length;
   }
-  return from_vector(lengths, {batch});
+  return from_vector(lengths, {batch}, TensorOptions(DType::i64).with_device(attention_mask.device()));
 }
 
 void GruClassifier::load_embedding(const Tensor& matrix, bool freeze) {

@@ -59,7 +59,7 @@ class GruClassifier : public Module {
   Tensor features(const Tensor& input_ids, const Tensor& lengths = Tensor());
 
   // A right-padded attention mask [N, T] (1 = real token, as the collators produce) -> lengths [N]
-  // i64. A mask with a real token after padding, or a row without one -> ValueError.
+  // i64, on the mask's device. A mask with a real token after padding, or a row without one -> ValueError.
   static Tensor lengths_from_mask(const Tensor& attention_mask);
 
   // Copies a [vocab_size, embedding_dim] matrix into the embedding in place and freezes it (or not).
