@@ -70,7 +70,10 @@ void timed(const std::string& name, const std::function<void()>& step, double fl
       std::printf("{\"case\": \"%s\", \"ms\": %.4f, \"gflops\": %.2f, \"runs\": %zu}\n", name.c_str(), ms,
                   flops / (ms * 1e-3) * 1e-9, times.size());
   } catch (const std::exception& e) {
-    std::printf("{\"case\": \"%s\", \"error\": \"%s\"}\n", name.c_str(), e.what());
+    std::string message = e.what();  // kept valid JSON: quotes, backslashes and newlines become apostrophes
+    for (char& ch : message)
+      if (ch == '"' || ch == '\\' || ch == '\n') ch = '\'';
+    std::printf("{\"case\": \"%s\", \"error\": \"%s\"}\n", name.c_str(), message.c_str());
   }
   std::fflush(stdout);
 }

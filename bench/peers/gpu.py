@@ -10,6 +10,7 @@ has it, and BERT with MiniLM's shape (bench/peers/bert.py's model) with torch.au
     python3 bench/peers/gpu.py [--device cuda|cpu] [--quick] [--filter SUBSTRING]
 """
 import argparse
+import json
 import os
 import sys
 
@@ -45,7 +46,7 @@ def case(name, step, flops=0, nbytes=None):
     try:
         timed(name, run, flops, nbytes=nbytes)
     except Exception as e:  # one failing case must not hide the others
-        print(f'{{"case": "{name}", "error": "{type(e).__name__}: {e}"}}', flush=True)
+        print(json.dumps({"case": name, "error": f"{type(e).__name__}: {e}"}), flush=True)
 
 
 def randn(*shape, dtype=torch.float32, grad=False, seed=1):
