@@ -58,6 +58,15 @@ struct FusedCall {
     drop = options.training && p > 0.0 && L > 1;
     y_numel = T * N * D * H, hn_numel = L * D * N * H;
   }
+
+  // The node's packed output [y; h_n] as the user sees it: y [T, N, D*H] (or [N, T, D*H]), h_n.
+  GruResult result_of(const Tensor& out, bool batch_first) const {
+    GruResult result;
+    const Shape y_shape = batch_first ? Shape{N, T, D * H} : Shape{T, N, D * H};
+    result.output = view(narrow(out, 0, 0, y_numel), y_shape);
+    result.h_n = view(narrow(out, 0, y_numel, hn_numel), {L * D, N, H});
+    return result;
+  }
 };
 
 // Why the fused path does not apply to these arguments, or empty when it does.
@@ -267,11 +276,7 @@ GruResult gru_fused_cuda(const FusedCall& c, const Tensor& input, const Tensor& 
         result[1] = dh0_all;
         return result;
       });
-  GruResult result;
-  const Shape y_shape = batch_first ? Shape{N, T, D * H} : Shape{T, N, D * H};
-  result.output = view(narrow(out, 0, 0, y_numel), y_shape);
-  result.h_n = view(narrow(out, 0, y_numel, hn_numel), {L * D, N, H});
-  return result;
+  return c.result_of(out, batch_first);
 }
 #endif
 
@@ -467,11 +472,7 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
         result[1] = dh0_all;
         return result;
       });
-  GruResult result;
-  const Shape y_shape = batch_first ? Shape{N, T, D * H} : Shape{T, N, D * H};
-  result.output = view(narrow(out, 0, 0, y_numel), y_shape);
-  result.h_n = view(narrow(out, 0, y_numel, hn_numel), {L * D, N, H});
-  return result;
+  return c.result_of(out, batch_first);
 }
 
 }  // namespace graft
