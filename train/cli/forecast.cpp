@@ -248,9 +248,10 @@ Model prepare_model(const RunConfig& config, bool load_init, std::ostream& log) 
 Tensor gru_features(nn::GruForecaster& model, const Tensor& inputs, int64_t batch_size) {
   NoGradGuard no_grad;
   model.eval();
+  const Device device = model.parameters().front().device();
   std::vector<Tensor> parts;
   for (int64_t start = 0; start < inputs.size(0); start += batch_size) {
-    const Tensor batch = inputs.slice(0, start, std::min(inputs.size(0), start + batch_size));
+    const Tensor batch = inputs.slice(0, start, std::min(inputs.size(0), start + batch_size)).to(device);
     const GruResult encoded = model.gru->forward(batch, Tensor());
     parts.push_back(encoded.h_n.select(0, encoded.h_n.size(0) - 1));
   }
@@ -283,6 +284,7 @@ FinetuneResult run_forecast(const RunConfig& config, std::ostream& log) {
       << metric_line(splits.test.persistence) << "\n";
 
   Model model = prepare_model(config, /*load_init=*/true, log);
+  model.module->to(parse_device(config.train.device));  // before feature extraction runs the GRU
   const bool feature_extraction = config.strategy.type == "feature_extraction";
 
   // Feature extraction trains the head alone, on the frozen GRU's states computed once.
