@@ -69,6 +69,15 @@ struct FusedCall {
   }
 };
 
+// Dropout's scaled mask between layers, drawn on the CPU as graft::dropout draws (same generator
+// use, so the reference composite, and both devices, see the same masks); p == 1 draws nothing
+// and drops everything.
+Tensor between_layers_mask(const Shape& shape, double p, Generator* generator) {
+  if (p >= 1.0) return zeros(shape);
+  Tensor keep = ops::cast(bernoulli(shape, 1.0 - p, Device::cpu(), generator), DType::f32);
+  return ops::binary(BinaryOp::mul, keep, ops::scalar_like(1.0 / (1.0 - p), keep));
+}
+
 // Why the fused path does not apply to these arguments, or empty when it does.
 std::string fused_refusal(const Tensor& input, const std::vector<Tensor>& params, const Tensor& lengths) {
 #if GRAFT_WITH_CUDA
@@ -207,14 +216,7 @@ GruResult gru_fused_cuda(const FusedCall& c, const Tensor& input, const Tensor& 
       layer.x = x0;
     } else if (drop) {
       const Tensor& prev = layers[l - 1].y;
-      Tensor mask;
-      if (p >= 1.0) {
-        mask = zeros(prev.shape());
-      } else {
-        Tensor keep = ops::cast(bernoulli(prev.shape(), 1.0 - p, Device::cpu(), options.generator), DType::f32);
-        mask = ops::binary(BinaryOp::mul, keep, ops::scalar_like(1.0 / (1.0 - p), keep));
-      }
-      masks.push_back(ops::to_device(mask, device));
+      masks.push_back(ops::to_device(between_layers_mask(prev.shape(), p, options.generator), device));
       layer.x = ops::binary(BinaryOp::mul, prev, masks.back());
     } else {
       layer.x = layers[l - 1].y;
@@ -321,14 +323,7 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
       layer.x = x0;
     } else if (drop) {
       const Tensor& prev = layers[l - 1].y;
-      // As graft::dropout draws (same generator use, so the reference composite sees the same masks);
-      // p == 1 draws nothing and drops everything.
-      if (p >= 1.0) {
-        masks.push_back(zeros(prev.shape()));
-      } else {
-        Tensor keep = ops::cast(bernoulli(prev.shape(), 1.0 - p, Device::cpu(), options.generator), DType::f32);
-        masks.push_back(ops::binary(BinaryOp::mul, keep, ops::scalar_like(1.0 / (1.0 - p), keep)));
-      }
+      masks.push_back(between_layers_mask(prev.shape(), p, options.generator));
       layer.x = ops::binary(BinaryOp::mul, prev, masks.back());
     } else {
       layer.x = layers[l - 1].y;
