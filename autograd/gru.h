@@ -8,15 +8,19 @@
 // tensors w_ih [3H, I_l] (I_0 = I, else D*H), w_hh [3H, H], and with bias b_ih [3H], b_hh [3H]:
 // 4 (or 2 without bias) tensors per (layer, direction), gate rows in the order r, z, n.
 //
-// Two implementations compute the same function: `reference`, a composite of autograd ops (the
-// truth, and what gradcheck runs on), and `fused`, one autograd node for the whole stack on
-// oneDNN's lbr_gru primitive (forward_training with a workspace, then backward; variable lengths by
-// running each direction on sequences reversed within their lengths). `automatic` takes the fused
-// one where it applies (f32 on the CPU with graft built with oneDNN, or f32 on CUDA: cuBLASLt GEMMs
-// and fused gate kernels, kernels/gru/cuda.cu) and the reference otherwise.
+// Implementations of the same function: `reference`, a composite of autograd ops (the truth, and
+// what gradcheck runs on), and `fused`, one autograd node for the whole stack on graft's own layer
+// kernels: on the CPU (f32, AVX2/FMA) the input projection and the weight gradients as GEMMs over
+// all steps and the recurrence on packed weights with the gates fused in (kernels/gru/cpu.cpp); on
+// CUDA (f32) cuBLASLt GEMMs and fused gate kernels (kernels/gru/cuda.cu). `fused_onednn` is the
+// same node on oneDNN's lbr_gru primitive (forward_training with a workspace, then backward), the
+// vendor baseline the benchmarks compare against (CPU, f32, graft built with oneDNN). The CPU
+// kernels have no per-sequence lengths: with lengths, each direction runs on sequences reversed
+// within their lengths. `automatic` takes `fused` where it applies and the reference otherwise.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "tensor/random.h"
@@ -37,7 +41,7 @@ struct GruOptions {
   Generator* generator = nullptr;  // for dropout; the default generator when null
 };
 
-enum class GruImplementation { automatic, reference, fused };
+enum class GruImplementation { automatic, reference, fused, fused_onednn };
 
 struct GruResult {
   Tensor output;  // [T, N, D*H] (or [N, T, D*H] with batch_first); zero past each sequence's length
@@ -51,13 +55,17 @@ struct GruResult {
 GruResult gru(const Tensor& input, const Tensor& h0, const std::vector<Tensor>& params, const GruOptions& options,
               const Tensor& lengths = Tensor(), GruImplementation implementation = GruImplementation::automatic);
 
-// Whether the fused path can run these arguments (dtype, device, build); gru() asks this.
+// Whether the fused path (`fused`, or `fused_onednn`) can run these arguments (dtype, device,
+// build); gru() asks this. gru_fused_refusal says why not, in words (empty when it applies).
 bool gru_fused_applies(const Tensor& input, const std::vector<Tensor>& params, const GruOptions& options,
-                       const Tensor& lengths);
+                       const Tensor& lengths, GruImplementation implementation = GruImplementation::fused);
+std::string gru_fused_refusal(const Tensor& input, const std::vector<Tensor>& params, const Tensor& lengths,
+                              GruImplementation implementation = GruImplementation::fused);
 
 // The fused path itself (defined in autograd/functions/gru_fused.cpp); gru() validates first.
 GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Tensor>& params,
-                    const GruOptions& options, const Tensor& lengths);
+                    const GruOptions& options, const Tensor& lengths,
+                    GruImplementation implementation = GruImplementation::fused);
 
 // One step of one cell: input [N, I], hx [N, H] -> [N, H] (torch.nn.GRUCell); biases may be undefined.
 Tensor gru_cell(const Tensor& input, const Tensor& hx, const Tensor& w_ih, const Tensor& w_hh,

@@ -105,14 +105,6 @@ std::vector<int64_t> check_lengths(const Tensor& lengths, int64_t T, int64_t N, 
   return values;
 }
 
-// Why gru_fused_applies said no, in words, for the error of an explicit fused request.
-std::string why_not_fused(const Tensor& input) {
-  if (input.dtype() != DType::f32)
-    return std::string("the input is ") + dtype_name(input.dtype()) + " and the fused path runs f32 only";
-  if (!input.device().is_cpu()) return "the input is on " + input.device().str() + " and the fused path runs on the CPU";
-  return "graft was built without oneDNN, or these arguments are outside what the fused path covers";
-}
-
 }  // namespace
 
 GruResult gru(const Tensor& input, const Tensor& h0, const std::vector<Tensor>& params, const GruOptions& options,
@@ -141,10 +133,13 @@ GruResult gru(const Tensor& input, const Tensor& h0, const std::vector<Tensor>& 
     case GruImplementation::reference:
       return detail::gru_reference(input, h0, params, options, host_lengths);
     case GruImplementation::fused:
-      if (!gru_fused_applies(input, params, options, lengths))
-        throw NotImplementedError("gru: the fused implementation does not apply: " + why_not_fused(input) +
+    case GruImplementation::fused_onednn:
+      if (std::string why = gru_fused_refusal(input, params, lengths, implementation); !why.empty())
+        throw NotImplementedError(std::string("gru: the ") +
+                                  (implementation == GruImplementation::fused ? "fused" : "fused_onednn") +
+                                  " implementation does not apply: " + why +
                                   "; use GruImplementation::reference or automatic");
-      return gru_fused(input, h0, params, options, lengths);
+      return gru_fused(input, h0, params, options, lengths, implementation);
     case GruImplementation::automatic:
       if (gru_fused_applies(input, params, options, lengths)) return gru_fused(input, h0, params, options, lengths);
       return detail::gru_reference(input, h0, params, options, host_lengths);

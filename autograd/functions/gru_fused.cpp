@@ -1,5 +1,6 @@
 // The fused GRU: ONE autograd node for the whole layer stack, each layer (both directions) one call
-// of the oneDNN lbr_gru kernel (kernels/gru/cpu_onednn.cpp), forward_training with a workspace.
+// of a CPU layer kernel with a workspace for backward: graft's own (kernels/gru/cpu.cpp), or with
+// GruImplementation::fused_onednn oneDNN's lbr_gru (kernels/gru/cpu_onednn.cpp), the same contract.
 // On CUDA tensors the same node runs kernels/gru/cuda.cu instead (gru_fused_cuda below).
 // Shape letters: T steps, N batch, I input size, H hidden, L layers, D directions.
 //
@@ -9,11 +10,11 @@
 // into one gradient of `packed` (zeros where a view was not used).
 //
 // Saved for backward, per layer l: its input x_l [T, N, I_l] (after dropout), its output y_l
-// [T, N, D*H], its h_n slice (inside packed), and its oneDNN workspace; plus the dropout masks
+// [T, N, D*H], its h_n slice (inside packed), and its kernel's workspace; plus the dropout masks
 // (already scaled by 1/(1-p)) and h0. Dropout masks are drawn layer by layer (l = 0 .. L-2) as
 // bernoulli([T, N, D*H], 1 - p, cpu, options.generator), always in time-major layout.
 //
-// Variable lengths: oneDNN's RNN has no per-sequence lengths, so each direction runs as its own
+// Variable lengths: the CPU kernels have no per-sequence lengths, so each direction runs as its own
 // left-to-right call over all T steps, the reverse direction on the input reversed within each
 // sequence's length (x_rev[t] = x[len-1-t] for t < len). A sequence's valid steps then come first
 // in both calls, so steps past its length cannot affect them: the outputs there are masked to
@@ -78,11 +79,29 @@ Tensor between_layers_mask(const Shape& shape, double p, Generator* generator) {
   return ops::binary(BinaryOp::mul, keep, ops::scalar_like(1.0 / (1.0 - p), keep));
 }
 
+// A CPU layer kernel of gru.h's contract: graft's own, or oneDNN's lbr_gru.
+struct CpuKernel {
+  bool (*available)();
+  std::size_t (*workspace_bytes)(const kernels::GruLayerShape&);
+  decltype(&kernels::gru_cpu_forward) forward;
+  decltype(&kernels::gru_cpu_backward) backward;
+};
+
+const CpuKernel& cpu_kernel(GruImplementation implementation) {
+  static const CpuKernel graft{kernels::gru_cpu_available, kernels::gru_cpu_workspace_bytes, kernels::gru_cpu_forward,
+                               kernels::gru_cpu_backward};
+  static const CpuKernel onednn{kernels::gru_onednn_available, kernels::gru_onednn_workspace_bytes,
+                                kernels::gru_onednn_forward, kernels::gru_onednn_backward};
+  return implementation == GruImplementation::fused_onednn ? onednn : graft;
+}
+
 // Why the fused path does not apply to these arguments, or empty when it does.
-std::string fused_refusal(const Tensor& input, const std::vector<Tensor>& params, const Tensor& lengths) {
+std::string fused_refusal(const Tensor& input, const std::vector<Tensor>& params, GruImplementation implementation) {
+  const bool onednn = implementation == GruImplementation::fused_onednn;
 #if GRAFT_WITH_CUDA
   // CUDA tensors take the CUDA kernels (kernels/gru/cuda.cu), which need no oneDNN.
   if (input.defined() && input.device().is_cuda()) {
+    if (onednn) return "fused_onednn runs on the CPU and the input is on " + input.device().str();
     if (input.dtype() != DType::f32) return std::string("input dtype is ") + dtype_name(input.dtype()) + ", not f32";
     for (const Tensor& p : params)
       if (!p.defined() || p.dtype() != DType::f32 || p.device() != input.device())
@@ -90,7 +109,8 @@ std::string fused_refusal(const Tensor& input, const std::vector<Tensor>& params
     return {};
   }
 #endif
-  if (!kernels::gru_cpu_available()) return "graft was built without oneDNN";
+  if (!cpu_kernel(implementation).available())
+    return onednn ? "graft was built without oneDNN" : "graft was built without AVX2/FMA (GRAFT_NATIVE off)";
   if (!input.defined()) return "input is undefined";
   if (input.dtype() != DType::f32) return std::string("input dtype is ") + dtype_name(input.dtype()) + ", not f32";
   if (!input.device().is_cpu()) return "input is not on the CPU";
@@ -284,15 +304,22 @@ GruResult gru_fused_cuda(const FusedCall& c, const Tensor& input, const Tensor& 
 
 }  // namespace
 
-bool gru_fused_applies(const Tensor& input, const std::vector<Tensor>& params, const GruOptions& options,
-                       const Tensor& lengths) {
-  return fused_refusal(input, params, lengths).empty();
+bool gru_fused_applies(const Tensor& input, const std::vector<Tensor>& params, const GruOptions& /*options*/,
+                       const Tensor& /*lengths*/, GruImplementation implementation) {
+  return fused_refusal(input, params, implementation).empty();
+}
+
+std::string gru_fused_refusal(const Tensor& input, const std::vector<Tensor>& params, const Tensor& /*lengths*/,
+                              GruImplementation implementation) {
+  return fused_refusal(input, params, implementation);
 }
 
 GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Tensor>& params,
-                    const GruOptions& options, const Tensor& lengths) {
-  if (std::string why = fused_refusal(input, params, lengths); !why.empty())
+                    const GruOptions& options, const Tensor& lengths, GruImplementation implementation) {
+  if (implementation != GruImplementation::fused_onednn) implementation = GruImplementation::fused;
+  if (std::string why = fused_refusal(input, params, implementation); !why.empty())
     throw NotImplementedError("gru (fused): does not apply: " + why);
+  const CpuKernel* kernel = &cpu_kernel(implementation);
   {
     const int64_t L = options.num_layers, D = options.bidirectional ? 2 : 1, per = options.bias ? 4 : 2;
     if (input.dim() != 3 || L < 1 || static_cast<int64_t>(params.size()) != L * D * per || params[1].dim() != 2)
@@ -343,10 +370,10 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
         run.y = empty({T, N, H});
         run.h_n = empty({N, H});
         if (graph) {
-          const auto bytes = static_cast<int64_t>(kernels::gru_cpu_workspace_bytes(run.shape));
+          const auto bytes = static_cast<int64_t>(kernel->workspace_bytes(run.shape));
           run.workspace = empty({(bytes + 3) / 4});
         }
-        kernels::gru_cpu_forward(run.shape, run.x.data_ptr<float>(), h0_l ? h0_l + d * N * H : nullptr,
+        kernel->forward(run.shape, run.x.data_ptr<float>(), h0_l ? h0_l + d * N * H : nullptr,
                                  direction_weights(layer, per, d), run.y.data_ptr<float>(),
                                  run.h_n.data_ptr<float>(), ptr_or_null(run.workspace));
         // Output: un-reversed, zero past each length; h_n: the raw output at the last valid step.
@@ -374,10 +401,10 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
       layer.y = (l == L - 1 && !options.batch_first) ? ops::narrow(packed, 0, 0, y_numel).view({T, N, D * H})
                                                      : empty({T, N, D * H});
       if (graph) {
-        const auto bytes = static_cast<int64_t>(kernels::gru_cpu_workspace_bytes(layer.shape));
+        const auto bytes = static_cast<int64_t>(kernel->workspace_bytes(layer.shape));
         layer.workspace = empty({(bytes + 3) / 4});
       }
-      kernels::gru_cpu_forward(layer.shape, layer.x.data_ptr<float>(), h0_l, weights_of(layer, per),
+      kernel->forward(layer.shape, layer.x.data_ptr<float>(), h0_l, weights_of(layer, per),
                                layer.y.data_ptr<float>(), h_n_all.data_ptr<float>() + l * D * N * H,
                                ptr_or_null(layer.workspace));
     }
@@ -394,7 +421,7 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
   for (const Tensor& q : params) param_grad.push_back(q.requires_grad());
   Tensor out = record(
       "gru_fused", packed, inputs,
-      [layers, masks, h0c, h_n_all, per, batch_first, input_grad, h0_grad, param_grad, y_numel, hn_numel, lens](
+      [layers, masks, h0c, h_n_all, per, batch_first, input_grad, h0_grad, param_grad, y_numel, hn_numel, lens, kernel](
           const Tensor& grad) {
         const int64_t L = static_cast<int64_t>(layers.size());
         const kernels::GruLayerShape& s = layers.back().shape;
@@ -436,7 +463,7 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
               kernels::GruLayerGrads<float> grads;
               param_grads(d, 0, grads);
               Tensor dxr = dx.defined() ? empty(run.x.shape()) : Tensor();
-              kernels::gru_cpu_backward(run.shape, run.x.data_ptr<float>(), h0_l ? h0_l + d * N * H : nullptr,
+              kernel->backward(run.shape, run.x.data_ptr<float>(), h0_l ? h0_l + d * N * H : nullptr,
                                         direction_weights(layer, per, d), run.y.data_ptr<float>(),
                                         run.h_n.data_ptr<float>(), run.workspace.data_ptr<float>(), dyr_ptr,
                                         zero_hn.data_ptr<float>(), ptr_or_null(dxr),
@@ -455,7 +482,7 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
             kernels::GruLayerGrads<float> grads;
             for (int64_t d = 0; d < D; ++d) param_grads(d, static_cast<int>(d), grads);
             if (l > 0 || input_grad) dx = empty(layer.x.shape());
-            kernels::gru_cpu_backward(layer.shape, layer.x.data_ptr<float>(), h0_l, weights_of(layer, per),
+            kernel->backward(layer.shape, layer.x.data_ptr<float>(), h0_l, weights_of(layer, per),
                                       layer.y.data_ptr<float>(), h_n_all.data_ptr<float>() + l * D * N * H,
                                       layer.workspace.data_ptr<float>(), ops::contiguous(dy).data_ptr<float>(),
                                       dh_n.data_ptr<float>() + l * D * N * H, ptr_or_null(dx),

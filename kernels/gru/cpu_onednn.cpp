@@ -148,13 +148,13 @@ void* mutable_ptr(const void* p) { return const_cast<void*>(p); }
 
 }  // namespace
 
-bool gru_cpu_available() { return true; }
+bool gru_onednn_available() { return true; }
 
-std::size_t gru_cpu_workspace_bytes(const GruLayerShape& s) {
+std::size_t gru_onednn_workspace_bytes(const GruLayerShape& s) {
   return primitives(s, /*training=*/true).fwd_pd.workspace_desc().get_size();
 }
 
-void gru_cpu_forward(const GruLayerShape& s, const float* x, const float* h0, const GruLayerWeights<float>& w,
+void gru_onednn_forward(const GruLayerShape& s, const float* x, const float* h0, const GruLayerWeights<float>& w,
                      float* y, float* h_n, void* workspace) {
   const bool training = workspace != nullptr;
   Primitives p = primitives(s, training);
@@ -180,10 +180,10 @@ void gru_cpu_forward(const GruLayerShape& s, const float* x, const float* h0, co
   stream.wait();
 }
 
-void gru_cpu_backward(const GruLayerShape& s, const float* x, const float* h0, const GruLayerWeights<float>& w,
+void gru_onednn_backward(const GruLayerShape& s, const float* x, const float* h0, const GruLayerWeights<float>& w,
                       const float* y, const float* h_n, const void* workspace, const float* dy, const float* dh_n,
                       float* dx, float* dh0, const GruLayerGrads<float>& grads) {
-  if (!workspace) throw ValueError("gru_cpu_backward: no workspace (was the forward run for inference?)");
+  if (!workspace) throw ValueError("gru_onednn_backward: no workspace (was the forward run for inference?)");
   Primitives p = primitives(s, /*training=*/true);
   Engine& e = engine();
   dnnl::stream stream(e.engine);

@@ -15,9 +15,11 @@
 // is given (dx, dh0, dw_*, db_*; a null pointer means "not wanted"). The incoming gradients
 // dy [T, N, D*H] and dh_n [D, N, H] must both be given (zeros where nothing flows).
 //
-// Two backends: the reference (plain loops, f32 and f64, the truth) and the CPU one on oneDNN's
-// lbr_gru primitive (f32; gru_cpu_available() is false when graft is built without oneDNN).
-// Their workspaces differ: size them with the matching *_workspace_bytes.
+// Backends: the reference (plain loops, f32 and f64, the truth); graft's own CPU kernel (f32,
+// AVX2/FMA, kernels/gru/cpu.cpp; gru_cpu_available() is false in a build without AVX2/FMA); the
+// CPU kernel on oneDNN's lbr_gru primitive (f32; gru_onednn_available() is false without oneDNN),
+// kept as the vendor baseline; and CUDA (below). Their workspaces differ: size them with the
+// matching *_workspace_bytes.
 #pragma once
 
 #include <cstddef>
@@ -57,7 +59,9 @@ void gru_reference_backward(const GruLayerShape& shape, const S* x, const S* h0,
                             const S* y, const S* h_n, const void* workspace, const S* dy, const S* dh_n, S* dx,
                             S* dh0, const GruLayerGrads<S>& grads);
 
-// --- CPU: oneDNN lbr_gru (forward_training + workspace, or forward_inference when workspace is null) ---
+// --- CPU, graft's own: the input projection and the weight gradients as GEMMs over all steps, the
+// recurrence in one parallel region per direction on packed weights with the gates fused in
+// (inference when workspace is null). Backward skips dx when it is null (oneDNN's cannot). ---
 bool gru_cpu_available();
 std::size_t gru_cpu_workspace_bytes(const GruLayerShape& shape);
 void gru_cpu_forward(const GruLayerShape& shape, const float* x, const float* h0, const GruLayerWeights<float>& weights,
@@ -65,6 +69,15 @@ void gru_cpu_forward(const GruLayerShape& shape, const float* x, const float* h0
 void gru_cpu_backward(const GruLayerShape& shape, const float* x, const float* h0, const GruLayerWeights<float>& weights,
                       const float* y, const float* h_n, const void* workspace, const float* dy, const float* dh_n,
                       float* dx, float* dh0, const GruLayerGrads<float>& grads);
+
+// --- CPU: oneDNN lbr_gru (forward_training + workspace, or forward_inference when workspace is null) ---
+bool gru_onednn_available();
+std::size_t gru_onednn_workspace_bytes(const GruLayerShape& shape);
+void gru_onednn_forward(const GruLayerShape& shape, const float* x, const float* h0,
+                        const GruLayerWeights<float>& weights, float* y, float* h_n, void* workspace);
+void gru_onednn_backward(const GruLayerShape& shape, const float* x, const float* h0,
+                         const GruLayerWeights<float>& weights, const float* y, const float* h_n, const void* workspace,
+                         const float* dy, const float* dh_n, float* dx, float* dh0, const GruLayerGrads<float>& grads);
 
 }  // namespace graft::kernels
 

@@ -1,4 +1,5 @@
-// The fused GRU node (oneDNN) against (1) a plain loop over the f64 reference kernel
+// The fused GRU node, on each CPU kernel (graft's own: GruImplementation::fused; oneDNN's lbr_gru:
+// fused_onednn), against (1) a plain loop over the f64 reference kernel
 // (kernels/gru/reference.cpp), layer by layer, and (2) the reference composite of autograd ops,
 // gru(..., GruImplementation::reference): outputs, h_n and every gradient (input, h0, each param),
 // for 1-3 layers, uni/bidirectional, batch_first both ways, with and without h0 and bias.
@@ -96,9 +97,9 @@ GruRun run(const Problem& p, GruImplementation impl, Generator* dropout_generato
   for (const Tensor& q : p.params) params.push_back(leaf(q));
   GruOptions options = p.options;
   options.generator = dropout_generator;
-  GruResult r = impl == GruImplementation::fused && !lengths.defined()
-                   ? gru_fused(input, h0, params, options, Tensor())
-                   : gru(input, h0, params, options, lengths, impl);
+  const bool fused = impl == GruImplementation::fused || impl == GruImplementation::fused_onednn;
+  GruResult r = fused && !lengths.defined() ? gru_fused(input, h0, params, options, Tensor(), impl)
+                                            : gru(input, h0, params, options, lengths, impl);
   (sum(r.output * p.gy) + sum(r.h_n * p.gh)).backward();
   GruRun out{r.output.detach(), r.h_n.detach(), {input.grad()}, {"d input"}};
   if (h0.defined()) {
@@ -187,37 +188,54 @@ void expect_close(const GruRun& got, const GruRun& want, double tol, const std::
   }
 }
 
-bool fused_available() { return kernels::gru_cpu_available(); }
+bool kernel_available(GruImplementation impl) {
+  return impl == GruImplementation::fused_onednn ? kernels::gru_onednn_available() : kernels::gru_cpu_available();
+}
 
 }  // namespace
 
-TEST(GruFused, MatchesPlainLoopOverReferenceKernel) {
-  if (!fused_available()) GTEST_SKIP() << "graft was built without oneDNN: the fused GRU does not apply";
+class GruFused : public ::testing::TestWithParam<GruImplementation> {
+ protected:
+  GruImplementation impl() const { return GetParam(); }
+  bool fused_available() const { return kernel_available(GetParam()); }
+  const char* missing() const {
+    return GetParam() == GruImplementation::fused_onednn ? "graft was built without oneDNN: fused_onednn does not apply"
+                                                         : "graft was built without AVX2/FMA: the fused GRU does not apply";
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(CpuKernels, GruFused,
+                         ::testing::Values(GruImplementation::fused, GruImplementation::fused_onednn),
+                         [](const ::testing::TestParamInfo<GruImplementation>& info) {
+                           return info.param == GruImplementation::fused ? "graft" : "onednn";
+                         });
+
+TEST_P(GruFused, MatchesPlainLoopOverReferenceKernel) {
+  if (!fused_available()) GTEST_SKIP() << missing();
   const unsigned seed = std::random_device{}();  // fresh inputs every run
   SCOPED_TRACE("seed=" + std::to_string(seed));
   Generator g(seed);
   for (const Config& c : kConfigs) {
     const Problem p = make(c, g);
-    expect_close(run(p, GruImplementation::fused), plain_loop(p), 1e-5, c.str());
+    expect_close(run(p, impl()), plain_loop(p), 1e-5, c.str());
   }
 }
 
-TEST(GruFused, MatchesReferenceComposite) {
-  if (!fused_available()) GTEST_SKIP() << "graft was built without oneDNN: the fused GRU does not apply";
+TEST_P(GruFused, MatchesReferenceComposite) {
+  if (!fused_available()) GTEST_SKIP() << missing();
   const unsigned seed = std::random_device{}();  // fresh inputs every run
   SCOPED_TRACE("seed=" + std::to_string(seed));
   Generator g(seed);
   for (const Config& c : kConfigs) {
     const Problem p = make(c, g);
-    const GruRun fused = run(p, GruImplementation::fused), reference = run(p, GruImplementation::reference);
+    const GruRun fused = run(p, impl()), reference = run(p, GruImplementation::reference);
     expect_close(fused, reference, 1e-5, c.str());
-    // automatic takes the fused path here (f32, CPU, oneDNN).
-    EXPECT_TRUE(gru_fused_applies(p.input, p.params, p.options, Tensor()));
+    EXPECT_TRUE(gru_fused_applies(p.input, p.params, p.options, Tensor(), impl()));
   }
 }
 
-TEST(GruFused, VariableLengthsMatchReferenceComposite) {
-  if (!fused_available()) GTEST_SKIP() << "graft was built without oneDNN: the fused GRU does not apply";
+TEST_P(GruFused, VariableLengthsMatchReferenceComposite) {
+  if (!fused_available()) GTEST_SKIP() << missing();
   const unsigned seed = std::random_device{}();  // fresh inputs every run
   SCOPED_TRACE("seed=" + std::to_string(seed));
   Generator g(seed);
@@ -227,46 +245,55 @@ TEST(GruFused, VariableLengthsMatchReferenceComposite) {
     std::vector<int64_t> lens;  // unsorted, in [1, T], the first one full
     for (int64_t n = 0; n < c.N; ++n) lens.push_back(n == 0 ? c.T : 1 + (n * 7 + 3) % c.T);
     const Tensor lengths = from_vector<int64_t>(lens, {c.N});
-    EXPECT_TRUE(gru_fused_applies(p.input, p.params, p.options, lengths));
-    expect_close(run(p, GruImplementation::fused, nullptr, lengths), run(p, GruImplementation::reference, nullptr, lengths),
+    EXPECT_TRUE(gru_fused_applies(p.input, p.params, p.options, lengths, impl()));
+    expect_close(run(p, impl(), nullptr, lengths), run(p, GruImplementation::reference, nullptr, lengths),
                  1e-5, c.str() + " with lengths");
   }
 }
 
-TEST(GruFused, DropoutMasksMatchReferenceComposite) {
-  if (!fused_available()) GTEST_SKIP() << "graft was built without oneDNN: the fused GRU does not apply";
+TEST_P(GruFused, DropoutMasksMatchReferenceComposite) {
+  if (!fused_available()) GTEST_SKIP() << missing();
   // Both draw bernoulli([T, N, D*H], 1 - p) per layer in the same order: equal generators, equal masks.
   for (double dropout : {0.3, 1.0}) {
     Generator g(7);
     Problem p = make({8, 3, 5, 6, 3, true, true, true, true}, g);
     p.options.dropout = dropout;
     Generator g1(99), g2(99);
-    const GruRun fused = run(p, GruImplementation::fused, &g1), reference = run(p, GruImplementation::reference, &g2);
+    const GruRun fused = run(p, impl(), &g1), reference = run(p, GruImplementation::reference, &g2);
     expect_close(fused, reference, 1e-5, "dropout=" + std::to_string(dropout));
     EXPECT_EQ(g1.offset(), g2.offset());
   }
 }
 
-TEST(GruFused, InferenceMatchesTraining) {
-  if (!fused_available()) GTEST_SKIP() << "graft was built without oneDNN: the fused GRU does not apply";
+TEST_P(GruFused, InferenceMatchesTraining) {
+  if (!fused_available()) GTEST_SKIP() << missing();
   const unsigned seed = std::random_device{}();  // fresh inputs every run
   SCOPED_TRACE("seed=" + std::to_string(seed));
   Generator g(seed);
   const Problem p = make({10, 2, 7, 9, 2, true, false, true, true}, g);
-  const GruRun training = run(p, GruImplementation::fused);
+  const GruRun training = run(p, impl());
   NoGradGuard no_grad;
-  GruResult r = gru_fused(p.input, p.h0, p.params, p.options, Tensor());
+  GruResult r = gru_fused(p.input, p.h0, p.params, p.options, Tensor(), impl());
   EXPECT_FALSE(r.output.requires_grad());
   EXPECT_LT(max_rel_error(r.output, training.output), 1e-6);
   EXPECT_LT(max_rel_error(r.h_n, training.h_n), 1e-6);
 }
 
-TEST(GruFused, AppliesOnlyWhereItCan) {
+TEST_P(GruFused, AppliesOnlyWhereItCan) {
   Tensor x = randn({3, 2, 4});
   std::vector<Tensor> params{randn({6, 4}), randn({6, 2}), randn({6}), randn({6})};
   GruOptions options;
-  EXPECT_EQ(gru_fused_applies(x, params, options, Tensor()), fused_available());
-  EXPECT_FALSE(gru_fused_applies(x.to(DType::f64), params, options, Tensor()));  // f32 only
-  EXPECT_EQ(gru_fused_applies(x, params, options, from_vector<int64_t>({3, 2})), fused_available());  // lengths too
-  EXPECT_THROW(gru_fused(x.to(DType::f64), Tensor(), params, options, Tensor()), NotImplementedError);
+  EXPECT_EQ(gru_fused_applies(x, params, options, Tensor(), impl()), fused_available());
+  EXPECT_FALSE(gru_fused_applies(x.to(DType::f64), params, options, Tensor(), impl()));  // f32 only
+  EXPECT_EQ(gru_fused_applies(x, params, options, from_vector<int64_t>({3, 2}), impl()), fused_available());  // lengths
+  EXPECT_THROW(gru_fused(x.to(DType::f64), Tensor(), params, options, Tensor(), impl()), NotImplementedError);
+  // An explicit request that cannot run says why.
+  std::vector<Tensor> params64;
+  for (const Tensor& q : params) params64.push_back(q.to(DType::f64));
+  try {
+    gru(x.to(DType::f64), Tensor(), params64, options, Tensor(), impl());
+    ADD_FAILURE() << "an f64 input ran on an f32 kernel";
+  } catch (const NotImplementedError& e) {
+    EXPECT_NE(std::string(e.what()).find("f64"), std::string::npos) << e.what();
+  }
 }

@@ -1,7 +1,8 @@
-// The GRU layer kernels: the reference's backward against finite differences (f64), and the oneDNN
-// kernel (forward and every backward output) against the f64 reference on fresh random inputs at
-// odd sizes, uni- and bidirectional, with and without bias and h0. The fast kernel's error must
-// stay near the f32 reference's own error (both measured against f64).
+// The GRU layer kernels: the reference's backward against finite differences (f64), and both fast
+// CPU kernels, graft's own (kernels/gru/cpu.cpp) and oneDNN's lbr_gru (forward and every backward
+// output), against the f64 reference on fresh random inputs at odd sizes (batch rows and hidden
+// units off the register tiles), uni- and bidirectional, with and without bias and h0, on several
+// thread counts, and with gradients not wanted. Errors are relative to the f64 truth, below 1e-5.
 // Shape letters: T steps, N batch, I input, H hidden, D directions.
 #include <gtest/gtest.h>
 
@@ -10,6 +11,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <omp.h>
 
 #include "kernels/gru/gru.h"
 
@@ -66,8 +69,21 @@ std::vector<S> cast(const std::vector<double>& v) {
   return std::vector<S>(v.begin(), v.end());
 }
 
-template <class S, bool fast>
-Outputs run(const Problem& p) {
+enum class Backend { reference, graft, onednn };
+
+const char* backend_name(Backend b) { return b == Backend::graft ? "graft" : b == Backend::onednn ? "oneDNN" : "reference"; }
+
+bool available(Backend b) {
+  return b == Backend::graft ? k::gru_cpu_available() : b == Backend::onednn ? k::gru_onednn_available() : true;
+}
+
+// What a run asks for: a null pointer means "not wanted" in the kernel contract.
+struct Wanted {
+  bool dx = true, dh0 = true, w_ih = true, w_hh = true, bias = true;
+};
+
+template <class S, Backend backend = Backend::reference>
+Outputs run(const Problem& p, const Wanted& want = {}) {
   const auto& s = p.shape;
   std::vector<S> x = cast<S>(p.x), h0 = cast<S>(p.h0), dy = cast<S>(p.dy), dh_n = cast<S>(p.dh_n);
   std::vector<S> w[2][4], g[2][4];
@@ -81,29 +97,36 @@ Outputs run(const Problem& p) {
   for (int64_t d = 0; d < s.D; ++d) {
     weights.w_ih[d] = w[d][0].data();
     weights.w_hh[d] = w[d][1].data();
-    grads.w_ih[d] = g[d][0].data();
-    grads.w_hh[d] = g[d][1].data();
+    if (want.w_ih) grads.w_ih[d] = g[d][0].data();
+    if (want.w_hh) grads.w_hh[d] = g[d][1].data();
     if (p.bias) {
       weights.b_ih[d] = w[d][2].data();
       weights.b_hh[d] = w[d][3].data();
-      grads.b_ih[d] = g[d][2].data();
-      grads.b_hh[d] = g[d][3].data();
+      if (want.bias) grads.b_ih[d] = g[d][2].data();
+      if (want.bias) grads.b_hh[d] = g[d][3].data();
     }
   }
   std::vector<S> y(s.T * s.N * s.D * s.H, S(-7)), h_n(s.D * s.N * s.H, S(-7)), dx(x.size(), S(-7)),
       dh0(h0.size(), S(-7));
   const S* h0p = p.has_h0 ? h0.data() : nullptr;
   std::vector<unsigned char> ws;
-  if constexpr (fast) {
+  S* dxp = want.dx ? dx.data() : nullptr;
+  S* dh0p = want.dh0 ? dh0.data() : nullptr;
+  if constexpr (backend == Backend::graft) {
     ws.resize(k::gru_cpu_workspace_bytes(s));
     k::gru_cpu_forward(s, x.data(), h0p, weights, y.data(), h_n.data(), ws.data());
-    k::gru_cpu_backward(s, x.data(), h0p, weights, y.data(), h_n.data(), ws.data(), dy.data(), dh_n.data(), dx.data(),
-                        dh0.data(), grads);
+    k::gru_cpu_backward(s, x.data(), h0p, weights, y.data(), h_n.data(), ws.data(), dy.data(), dh_n.data(), dxp, dh0p,
+                        grads);
+  } else if constexpr (backend == Backend::onednn) {
+    ws.resize(k::gru_onednn_workspace_bytes(s));
+    k::gru_onednn_forward(s, x.data(), h0p, weights, y.data(), h_n.data(), ws.data());
+    k::gru_onednn_backward(s, x.data(), h0p, weights, y.data(), h_n.data(), ws.data(), dy.data(), dh_n.data(), dxp,
+                           dh0p, grads);
   } else {
     ws.resize(k::gru_reference_workspace_bytes<S>(s));
     k::gru_reference_forward<S>(s, x.data(), h0p, weights, y.data(), h_n.data(), ws.data());
     k::gru_reference_backward<S>(s, x.data(), h0p, weights, y.data(), h_n.data(), ws.data(), dy.data(), dh_n.data(),
-                                 dx.data(), dh0.data(), grads);
+                                 dxp, dh0p, grads);
   }
   Outputs o;
   auto add = [&](const std::string& name, const std::vector<S>& v) {
@@ -140,22 +163,23 @@ double max_abs(const std::vector<double>& v) {
   return m;
 }
 
-const std::vector<Case> kCases{{1, 1, 1, 1, 1, true, true},     {7, 3, 5, 9, 1, true, true},
-                               {13, 5, 17, 11, 2, true, true},  {5, 2, 33, 7, 2, false, true},
-                               {9, 4, 3, 16, 1, true, false},   {31, 7, 29, 37, 2, true, false},
-                               {17, 1, 64, 65, 1, false, false}};
-
-}  // namespace
+// graft's kernel tiles 4 batch rows by 8 hidden units (forward) or 24 columns (backward): the
+// cases put N and H on and off those multiples.
+const std::vector<Case> kCases{{1, 1, 1, 1, 1, true, true},      {7, 3, 5, 9, 1, true, true},
+                               {13, 5, 17, 11, 2, true, true},   {5, 2, 33, 7, 2, false, true},
+                               {9, 4, 3, 16, 1, true, false},    {31, 7, 29, 37, 2, true, false},
+                               {17, 1, 64, 65, 1, false, false}, {6, 8, 40, 48, 1, true, true},
+                               {4, 9, 20, 100, 2, true, true}};
 
 // The reference backward is the truth for everything else: check it against central differences
 // of L = sum(y * dy) + sum(h_n * dh_n), in f64.
-TEST(GruKernel, ReferenceBackwardMatchesFiniteDifferences) {
+void expect_reference_backward_matches_finite_differences() {
   std::mt19937 rng(std::random_device{}());
   for (const Case& c : {Case{4, 2, 3, 5, 2, true, true}, Case{3, 3, 4, 2, 1, true, false}}) {
     Problem p = make_problem(c, rng);
-    const Outputs analytic = run<double, false>(p);
+    const Outputs analytic = run<double>(p);
     auto loss = [&](const Problem& q) {
-      const Outputs o = run<double, false>(q);
+      const Outputs o = run<double>(q);
       double l = 0;
       for (size_t i = 0; i < q.dy.size(); ++i) l += o.all[0][i] * q.dy[i];
       for (size_t i = 0; i < q.dh_n.size(); ++i) l += o.all[1][i] * q.dh_n[i];
@@ -183,22 +207,32 @@ TEST(GruKernel, ReferenceBackwardMatchesFiniteDifferences) {
   }
 }
 
-TEST(GruKernel, OneDnnMatchesReference) {
-  if (!k::gru_cpu_available()) GTEST_SKIP() << "graft was built without oneDNN: no fast GRU kernel to test";
+template <Backend backend>
+void expect_matches_reference(const Wanted& want = {}) {
+  if (!available(backend)) GTEST_SKIP() << "no " << backend_name(backend) << " GRU kernel in this build";
   const unsigned seed = std::random_device{}();  // fresh inputs every run; the seed is in failures
   std::mt19937 rng(seed);
   for (const Case& c : kCases) {
     const Problem p = make_problem(c, rng);
-    const Outputs truth = run<double, false>(p);
-    const Outputs ref32 = run<float, false>(p);
-    const Outputs fast = run<float, true>(p);
+    const Outputs truth = run<double>(p);
+    const Outputs ref32 = run<float>(p);
+    const Outputs fast = run<float, backend>(p, want);
     ASSERT_EQ(fast.all.size(), truth.all.size());
     for (size_t i = 0; i < truth.all.size(); ++i) {
-      if (truth.names[i] == "dh0" && !c.h0) continue;  // no h0: its gradient is still written, unchecked
-      const std::string where = truth.names[i] + " T=" + std::to_string(c.T) + " N=" + std::to_string(c.N) +
-                                " I=" + std::to_string(c.I) + " H=" + std::to_string(c.H) +
-                                " D=" + std::to_string(c.D) + " bias=" + std::to_string(c.bias) +
+      const std::string& name = truth.names[i];
+      if (name == "dh0" && !c.h0) continue;  // no h0: its gradient is still written, unchecked
+      const bool wanted = (name != "dx" || want.dx) && (name != "dh0" || want.dh0) &&
+                          (name.rfind("dw_ih", 0) != 0 || want.w_ih) && (name.rfind("dw_hh", 0) != 0 || want.w_hh) &&
+                          (name.rfind("db_", 0) != 0 || want.bias);
+      const std::string where = name + " " + backend_name(backend) + " T=" + std::to_string(c.T) +
+                                " N=" + std::to_string(c.N) + " I=" + std::to_string(c.I) +
+                                " H=" + std::to_string(c.H) + " D=" + std::to_string(c.D) +
+                                " bias=" + std::to_string(c.bias) + " threads=" + std::to_string(omp_get_max_threads()) +
                                 " seed=" + std::to_string(seed);
+      if (!wanted) {  // a null output pointer: nothing written there (the buffer keeps its poison)
+        EXPECT_TRUE(std::all_of(fast.all[i].begin(), fast.all[i].end(), [](double v) { return v == -7; })) << where;
+        continue;
+      }
       ASSERT_GT(max_abs(truth.all[i]), 0.0) << "all-zero truth: " << where;
       const double err = rel_error(fast.all[i], truth.all[i]);
       const double ref_err = rel_error(ref32.all[i], truth.all[i]);
@@ -207,22 +241,64 @@ TEST(GruKernel, OneDnnMatchesReference) {
   }
 }
 
-TEST(GruKernel, OneDnnInferenceMatchesTraining) {
-  if (!k::gru_cpu_available()) GTEST_SKIP() << "graft was built without oneDNN: no fast GRU kernel to test";
-  std::mt19937 rng(std::random_device{}());
-  const Problem p = make_problem({11, 3, 6, 10, 2, true, true}, rng);
-  const Outputs truth = run<double, false>(p);
-  std::vector<float> x = cast<float>(p.x), h0 = cast<float>(p.h0), w[2][4];
-  k::GruLayerWeights<float> weights;
-  for (int d = 0; d < 2; ++d) {
-    for (int i = 0; i < 4; ++i) w[d][i] = cast<float>(p.w[d][i]);
-    weights.w_ih[d] = w[d][0].data();
-    weights.w_hh[d] = w[d][1].data();
-    weights.b_ih[d] = w[d][2].data();
-    weights.b_hh[d] = w[d][3].data();
-  }
-  std::vector<float> y(truth.all[0].size()), h_n(truth.all[1].size());
-  k::gru_cpu_forward(p.shape, x.data(), h0.data(), weights, y.data(), h_n.data(), nullptr);  // forward_inference
-  EXPECT_LT(rel_error(std::vector<double>(y.begin(), y.end()), truth.all[0]), 1e-5);
-  EXPECT_LT(rel_error(std::vector<double>(h_n.begin(), h_n.end()), truth.all[1]), 1e-5);
+// Runs f with omp_get_max_threads() == n, then restores the count.
+template <class F>
+void with_threads(int n, F f) {
+  const int keep = omp_get_max_threads();
+  omp_set_num_threads(n);
+  f();
+  omp_set_num_threads(keep);
 }
+
+template <Backend backend>
+void expect_inference_matches_training() {
+  if (!available(backend)) GTEST_SKIP() << "no " << backend_name(backend) << " GRU kernel in this build";
+  std::mt19937 rng(std::random_device{}());
+  for (const Case& c : {Case{11, 3, 6, 10, 2, true, true}, Case{7, 5, 9, 30, 1, true, false}}) {
+    const Problem p = make_problem(c, rng);
+    const Outputs truth = run<double>(p);
+    std::vector<float> x = cast<float>(p.x), h0 = cast<float>(p.h0), w[2][4];
+    k::GruLayerWeights<float> weights;
+    for (int d = 0; d < c.D; ++d) {
+      for (int i = 0; i < 4; ++i) w[d][i] = cast<float>(p.w[d][i]);
+      weights.w_ih[d] = w[d][0].data();
+      weights.w_hh[d] = w[d][1].data();
+      weights.b_ih[d] = w[d][2].data();
+      weights.b_hh[d] = w[d][3].data();
+    }
+    std::vector<float> y(truth.all[0].size()), h_n(truth.all[1].size());
+    const float* h0p = c.h0 ? h0.data() : nullptr;
+    if constexpr (backend == Backend::graft)
+      k::gru_cpu_forward(p.shape, x.data(), h0p, weights, y.data(), h_n.data(), nullptr);
+    else
+      k::gru_onednn_forward(p.shape, x.data(), h0p, weights, y.data(), h_n.data(), nullptr);  // forward_inference
+    EXPECT_LT(rel_error(std::vector<double>(y.begin(), y.end()), truth.all[0]), 1e-5);
+    EXPECT_LT(rel_error(std::vector<double>(h_n.begin(), h_n.end()), truth.all[1]), 1e-5);
+  }
+}
+
+}  // namespace
+
+TEST(GruKernel, ReferenceBackwardMatchesFiniteDifferences) { expect_reference_backward_matches_finite_differences(); }
+
+TEST(GruKernel, GraftMatchesReference) { expect_matches_reference<Backend::graft>(); }
+
+// Each thread owns a slice of hidden units (forward) and of dh columns (backward): uneven slices,
+// more threads than slices, and one thread must all give the same results.
+TEST(GruKernel, GraftMatchesReferenceOnAnyThreadCount) {
+  for (int threads : {1, 3, 5}) with_threads(threads, [] { expect_matches_reference<Backend::graft>(); });
+}
+
+// A null gradient pointer is skipped, not written (dx of a first layer whose input needs no
+// gradient is the common case: graft's kernel then skips the dx GEMM).
+TEST(GruKernel, GraftSkipsGradientsNotWanted) {
+  expect_matches_reference<Backend::graft>({.dx = false, .dh0 = false});
+  expect_matches_reference<Backend::graft>({.dx = true, .dh0 = true, .w_ih = false, .w_hh = false, .bias = false});
+  expect_matches_reference<Backend::graft>({.dx = false, .dh0 = true, .w_ih = true, .w_hh = false, .bias = true});
+}
+
+TEST(GruKernel, GraftInferenceMatchesTraining) { expect_inference_matches_training<Backend::graft>(); }
+
+TEST(GruKernel, OneDnnMatchesReference) { expect_matches_reference<Backend::onednn>(); }
+
+TEST(GruKernel, OneDnnInferenceMatchesTraining) { expect_inference_matches_training<Backend::onednn>(); }
