@@ -2,6 +2,7 @@
 # Runs graft's Google Benchmark cases and the same cases in PyTorch (bench/peers/) in one go and
 # prints one line per case:
 #   case=<name> graft_ms=<median> peer_ms=<median> speedup=<peer/graft> gflops=<graft> peer_gflops=<peer>
+# (for gru also `vendor:` lines, graft's kernel against the same op on oneDNN's lbr_gru)
 # (gbps= / peer_gbps= instead for memory-bound families, whose cases count bytes moved), then, for
 # matmul, whether graft reaches 80% of PyTorch's GFLOP/s at 1024³ and 2048³.
 #   bench/compare.sh matmul | optim | gru | attention | bert
@@ -93,6 +94,13 @@ if family == "gru":
         s = peers[case] / ms
         need = 5.0 if case == "gru_train_T50_N32_H512" else 3.0 if case.startswith("gru_train") else 2.0
         print(f"target: {case} speedup {s:.2f} (>= {need:g}x: {'met' if s >= need else 'NOT met'})")
+    # graft's own kernel against the same node on oneDNN's lbr_gru (gru_onednn_<case>), same process.
+    for case, (ms, (_, rate)) in sorted(graft.items()):
+        vendor = "gru_onednn_" + case[len("gru_"):]
+        if vendor in graft:
+            vms, (_, vrate) = graft[vendor]
+            print(f"vendor: case={case} graft_ms={ms:.3f} onednn_ms={vms:.3f} speedup={vms / ms:.2f} "
+                  f"gflops={rate:.1f} onednn_gflops={vrate:.1f}")
     ceiling = float(os.environ.get("GRAFT_SGEMM_GFLOPS", "0") or 0)
     case = "gru_train_T50_N32_H512"
     if case in graft:

@@ -1,5 +1,7 @@
-// The GRU through graft's op front, fused path (oneDNN lbr_gru). Cases mirror bench/peers/gru.py
-// one for one; bench/compare.sh gru runs both.
+// The GRU through graft's op front, fused path: graft's own CPU kernel (gru_<case>) and the same
+// node on oneDNN's lbr_gru (gru_onednn_<case>, GruImplementation::fused_onednn), the vendor
+// baseline. The gru_<case> names mirror bench/peers/gru.py one for one; bench/compare.sh gru runs
+// both and prints graft against PyTorch and against oneDNN.
 // Shape letters: T steps, N batch, I input, H hidden, L layers, D directions.
 //
 // train_*: forward + backward as a user trains (params require grad, the input does not; loss =
@@ -16,6 +18,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/gru.h"
 #include "autograd/ops.h"
+#include "kernels/gru/gru.h"
 #include "tensor/factory.h"
 
 namespace {
@@ -56,7 +59,7 @@ double max_rel_error(const graft::Tensor& got, const graft::Tensor& want) {
   return scale > 0 ? diff / scale : 1.0;  // all zeros is no result either
 }
 
-void run(benchmark::State& state, const Case& c) {
+void run(benchmark::State& state, const Case& c, graft::GruImplementation implementation) {
   using namespace graft;
   Generator g(1);
   const int64_t D = c.bidirectional ? 2 : 1;
@@ -80,12 +83,12 @@ void run(benchmark::State& state, const Case& c) {
         params.push_back(uniform(s, -bound, bound, {}, &g).requires_grad_(c.training));
   auto step = [&] {
     if (c.training) {
-      GruResult r = gru(input, Tensor(), params, options, lengths, GruImplementation::fused);
+      GruResult r = gru(input, Tensor(), params, options, lengths, implementation);
       sum(r.output).backward();
       return r.output;
     }
     NoGradGuard no_grad;
-    return gru(input, Tensor(), params, options, lengths, GruImplementation::fused).output;
+    return gru(input, Tensor(), params, options, lengths, implementation).output;
   };
   {  // warm-up (builds and caches the primitives), checked: a fast wrong answer is no result
     Tensor out = step();
@@ -109,9 +112,15 @@ void run(benchmark::State& state, const Case& c) {
 }
 
 void reg(const std::string& name, const Case& c) {
-  benchmark::RegisterBenchmark(name.c_str(), [c](benchmark::State& s) { run(s, c); })
-      ->Unit(benchmark::kMillisecond)
-      ->UseRealTime();
+  using graft::GruImplementation;
+  for (const GruImplementation implementation : {GruImplementation::fused, GruImplementation::fused_onednn}) {
+    const bool onednn = implementation == GruImplementation::fused_onednn;
+    if (onednn && !graft::kernels::gru_onednn_available()) continue;
+    const std::string full = onednn ? "gru_onednn_" + name.substr(4) : name;
+    benchmark::RegisterBenchmark(full.c_str(), [c, implementation](benchmark::State& s) { run(s, c, implementation); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
 }
 
 }  // namespace
