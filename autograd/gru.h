@@ -14,9 +14,9 @@
 // all steps and the recurrence on packed weights with the gates fused in (kernels/gru/cpu.cpp); on
 // CUDA (f32) cuBLASLt GEMMs and fused gate kernels (kernels/gru/cuda.cu). `fused_onednn` is the
 // same node on oneDNN's lbr_gru primitive (forward_training with a workspace, then backward), the
-// vendor baseline the benchmarks compare against (CPU, f32, graft built with oneDNN). The CPU
-// kernels have no per-sequence lengths: with lengths, each direction runs on sequences reversed
-// within their lengths. `automatic` takes `fused` where it applies and the reference otherwise.
+// vendor baseline the benchmarks compare against (CPU, f32, graft built with oneDNN; it has no
+// per-sequence lengths, so with lengths each direction runs alone on sequences reversed within
+// their lengths). `automatic` takes `fused` where it applies and the reference otherwise.
 #pragma once
 
 #include <cstdint>

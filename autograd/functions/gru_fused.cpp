@@ -14,12 +14,15 @@
 // (already scaled by 1/(1-p)) and h0. Dropout masks are drawn layer by layer (l = 0 .. L-2) as
 // bernoulli([T, N, D*H], 1 - p, cpu, options.generator), always in time-major layout.
 //
-// Variable lengths: the CPU kernels have no per-sequence lengths, so each direction runs as its own
-// left-to-right call over all T steps, the reverse direction on the input reversed within each
-// sequence's length (x_rev[t] = x[len-1-t] for t < len). A sequence's valid steps then come first
-// in both calls, so steps past its length cannot affect them: the outputs there are masked to
-// zero, h_n is the output at step len-1 (un-reversed for the reverse direction), and in backward
-// the padded steps get zero output gradient and dh_n is added at step len-1 instead.
+// Variable lengths: graft's CPU kernel (and the CUDA one) take them natively; on the CPU the batch
+// is sorted longest first at the node's boundary (BatchOrder), so that the sequences still running
+// at a step are a prefix of the batch and the finished ones cost nothing. oneDNN's RNN has no
+// per-sequence lengths, so under fused_onednn each direction runs as its own left-to-right call over
+// all T steps, the reverse direction on the input reversed within each sequence's length (x_rev[t] =
+// x[len-1-t] for t < len). A sequence's valid steps then come first in both calls, so steps past
+// its length cannot affect them: the outputs there are masked to zero, h_n is the output at step
+// len-1 (un-reversed for the reverse direction), and in backward the padded steps get zero output
+// gradient and dh_n is added at step len-1 instead.
 #include <algorithm>
 #include <string>
 
@@ -79,21 +82,59 @@ Tensor between_layers_mask(const Shape& shape, double p, Generator* generator) {
   return ops::binary(BinaryOp::mul, keep, ops::scalar_like(1.0 / (1.0 - p), keep));
 }
 
-// A CPU layer kernel of gru.h's contract: graft's own, or oneDNN's lbr_gru.
+// A CPU layer kernel of gru.h's contract: graft's own, or oneDNN's lbr_gru. Only graft's takes
+// per-sequence lengths (`lengths`); oneDNN's is never given any.
 struct CpuKernel {
   bool (*available)();
   std::size_t (*workspace_bytes)(const kernels::GruLayerShape&);
   decltype(&kernels::gru_cpu_forward) forward;
   decltype(&kernels::gru_cpu_backward) backward;
+  bool lengths;
 };
 
 const CpuKernel& cpu_kernel(GruImplementation implementation) {
+  using kernels::GruLayerGrads, kernels::GruLayerShape, kernels::GruLayerWeights;
   static const CpuKernel graft{kernels::gru_cpu_available, kernels::gru_cpu_workspace_bytes, kernels::gru_cpu_forward,
-                               kernels::gru_cpu_backward};
-  static const CpuKernel onednn{kernels::gru_onednn_available, kernels::gru_onednn_workspace_bytes,
-                                kernels::gru_onednn_forward, kernels::gru_onednn_backward};
+                               kernels::gru_cpu_backward, true};
+  static const CpuKernel onednn{
+      kernels::gru_onednn_available, kernels::gru_onednn_workspace_bytes,
+      [](const GruLayerShape& s, const float* x, const float* h0, const GruLayerWeights<float>& w, float* y,
+         float* h_n, void* ws, const int64_t*) { kernels::gru_onednn_forward(s, x, h0, w, y, h_n, ws); },
+      [](const GruLayerShape& s, const float* x, const float* h0, const GruLayerWeights<float>& w, const float* y,
+         const float* h_n, const void* ws, const float* dy, const float* dh_n, float* dx, float* dh0,
+         const GruLayerGrads<float>& g,
+         const int64_t*) { kernels::gru_onednn_backward(s, x, h0, w, y, h_n, ws, dy, dh_n, dx, dh0, g); },
+      false};
   return implementation == GruImplementation::fused_onednn ? onednn : graft;
 }
+
+// The batch in the order graft's CPU kernel takes lengths in, longest first (stable): sorted row i
+// is the caller's row rows[i]. Index tensors only when that is not the caller's order already.
+struct BatchOrder {
+  std::vector<int64_t> lengths;  // sorted; empty: no lengths
+  Tensor to_sorted, to_caller;   // index_select indices along the batch dimension
+
+  BatchOrder() = default;
+  explicit BatchOrder(const std::vector<int64_t>& lens) {
+    std::vector<int64_t> rows(lens.size());
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int64_t>(i);
+    std::stable_sort(rows.begin(), rows.end(), [&](int64_t a, int64_t b) { return lens[a] > lens[b]; });
+    for (int64_t r : rows) lengths.push_back(lens[r]);
+    if (std::is_sorted(rows.begin(), rows.end())) return;
+    std::vector<int64_t> inverse(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) inverse[rows[i]] = static_cast<int64_t>(i);
+    to_sorted = from_vector<int64_t>(rows);
+    to_caller = from_vector<int64_t>(inverse);
+  }
+  bool permutes() const { return to_sorted.defined(); }
+  const int64_t* data() const { return lengths.empty() ? nullptr : lengths.data(); }
+  Tensor sorted(const Tensor& t, int64_t dim) const {
+    return permutes() && t.defined() ? ops::index_select(t, dim, to_sorted) : t;
+  }
+  Tensor caller(const Tensor& t, int64_t dim) const {
+    return permutes() && t.defined() ? ops::index_select(t, dim, to_caller) : t;
+  }
+};
 
 // Why the fused path does not apply to these arguments, or empty when it does.
 std::string fused_refusal(const Tensor& input, const std::vector<Tensor>& params, GruImplementation implementation) {
@@ -332,14 +373,23 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
 #endif
   const int64_t L = c.L, D = c.D, per = c.per, H = c.H, T = c.T, N = c.N, I = c.I;
   const int64_t y_numel = c.y_numel, hn_numel = c.hn_numel;
-  const Tensor &x0 = c.x0, &h0c = c.h0c;
   const std::vector<Tensor>& inputs = c.inputs;
   const bool graph = c.graph, drop = c.drop;
   const double p = c.p;
   // Validated by gru(): 1 <= length <= T.
   const std::vector<int64_t> lens = lengths.defined() ? lengths.to(DType::i64).to_vector<int64_t>() : std::vector<int64_t>{};
+  // graft's kernel runs lengths itself, on the batch sorted longest first: everything between the
+  // node's boundaries (x, h0, masks, y, h_n and their gradients) is in that order. oneDNN's runs
+  // each direction alone on reversed sequences (the `runs` below).
+  const bool native = !lens.empty() && kernel->lengths;
+  const BatchOrder order = native ? BatchOrder(lens) : BatchOrder();
+  const Tensor x0 = order.sorted(c.x0, 1), h0c = order.sorted(c.h0c, 1);
   Tensor packed = empty({y_numel + hn_numel});
   const Tensor h_n_all = ops::narrow(packed, 0, y_numel, hn_numel);
+  // Where the kernels write h_n: straight into packed unless the batch is permuted.
+  const Tensor h_n_kernel = order.permutes() ? empty({hn_numel}) : h_n_all;
+  // The last layer writes its output straight into packed when the layout allows.
+  const bool y_in_place = !options.batch_first && (lens.empty() || (native && !order.permutes()));
   std::vector<Layer> layers(L);
   std::vector<Tensor> masks;
   for (int64_t l = 0; l < L; ++l) {
@@ -350,13 +400,13 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
       layer.x = x0;
     } else if (drop) {
       const Tensor& prev = layers[l - 1].y;
-      masks.push_back(between_layers_mask(prev.shape(), p, options.generator));
+      masks.push_back(order.sorted(between_layers_mask(prev.shape(), p, options.generator), 1));
       layer.x = ops::binary(BinaryOp::mul, prev, masks.back());
     } else {
       layer.x = layers[l - 1].y;
     }
     const float* h0_l = h0c.defined() ? h0c.data_ptr<float>() + l * D * N * H : nullptr;
-    if (!lens.empty()) {
+    if (!lens.empty() && !native) {
       const int64_t Il = layer.shape.I;
       layer.y = empty({T, N, D * H});
       for (int64_t d = 0; d < D; ++d) {
@@ -374,8 +424,8 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
           run.workspace = empty({(bytes + 3) / 4});
         }
         kernel->forward(run.shape, run.x.data_ptr<float>(), h0_l ? h0_l + d * N * H : nullptr,
-                                 direction_weights(layer, per, d), run.y.data_ptr<float>(),
-                                 run.h_n.data_ptr<float>(), ptr_or_null(run.workspace));
+                        direction_weights(layer, per, d), run.y.data_ptr<float>(),
+                        run.h_n.data_ptr<float>(), ptr_or_null(run.workspace), nullptr);
         // Output: un-reversed, zero past each length; h_n: the raw output at the last valid step.
         const float* raw = run.y.data_ptr<float>();
         float* y = layer.y.data_ptr<float>();
@@ -397,23 +447,25 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
         layer.runs.push_back(run);
       }
     } else {
-      // The last layer writes straight into packed when the layout allows.
-      layer.y = (l == L - 1 && !options.batch_first) ? ops::narrow(packed, 0, 0, y_numel).view({T, N, D * H})
-                                                     : empty({T, N, D * H});
+      layer.y = (l == L - 1 && y_in_place) ? ops::narrow(packed, 0, 0, y_numel).view({T, N, D * H})
+                                           : empty({T, N, D * H});
       if (graph) {
         const auto bytes = static_cast<int64_t>(kernel->workspace_bytes(layer.shape));
         layer.workspace = empty({(bytes + 3) / 4});
       }
-      kernel->forward(layer.shape, layer.x.data_ptr<float>(), h0_l, weights_of(layer, per),
-                               layer.y.data_ptr<float>(), h_n_all.data_ptr<float>() + l * D * N * H,
-                               ptr_or_null(layer.workspace));
+      kernel->forward(layer.shape, layer.x.data_ptr<float>(), h0_l, weights_of(layer, per), layer.y.data_ptr<float>(),
+                      h_n_kernel.data_ptr<float>() + l * D * N * H, ptr_or_null(layer.workspace), order.data());
     }
     if (!graph && l > 0) layers[l - 1] = Layer{};  // inference: free what no backward will read
   }
-  if (options.batch_first)
-    ops::copy_into(ops::narrow(packed, 0, 0, y_numel).view({N, T, D * H}), ops::permute(layers.back().y, {1, 0, 2}));
-  else if (!lens.empty())
-    ops::copy_into(ops::narrow(packed, 0, 0, y_numel).view({T, N, D * H}), layers.back().y);
+  if (!y_in_place) {
+    const Tensor y = order.caller(layers.back().y, 1);
+    if (options.batch_first)
+      ops::copy_into(ops::narrow(packed, 0, 0, y_numel).view({N, T, D * H}), ops::permute(y, {1, 0, 2}));
+    else
+      ops::copy_into(ops::narrow(packed, 0, 0, y_numel).view({T, N, D * H}), y);
+  }
+  if (order.permutes()) ops::copy_into(h_n_all.view({L * D, N, H}), order.caller(h_n_kernel.view({L * D, N, H}), 1));
 
   const bool batch_first = options.batch_first;
   const bool input_grad = input.requires_grad(), h0_grad = h0.defined() && h0.requires_grad();
@@ -421,15 +473,16 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
   for (const Tensor& q : params) param_grad.push_back(q.requires_grad());
   Tensor out = record(
       "gru_fused", packed, inputs,
-      [layers, masks, h0c, h_n_all, per, batch_first, input_grad, h0_grad, param_grad, y_numel, hn_numel, lens, kernel](
-          const Tensor& grad) {
+      [layers, masks, h0c, h_n_kernel, per, batch_first, input_grad, h0_grad, param_grad, y_numel, hn_numel, lens,
+       kernel, order](const Tensor& grad) {
         const int64_t L = static_cast<int64_t>(layers.size());
         const kernels::GruLayerShape& s = layers.back().shape;
         const int64_t T = s.T, N = s.N, H = s.H, D = s.D;
         const Tensor g = ops::contiguous(grad);
         Tensor dy = ops::narrow(g, 0, 0, y_numel);
         dy = batch_first ? ops::contiguous(ops::permute(dy.view({N, T, D * H}), {1, 0, 2})) : dy.view({T, N, D * H});
-        const Tensor dh_n = ops::narrow(g, 0, y_numel, hn_numel);
+        dy = order.sorted(dy, 1);
+        const Tensor dh_n = ops::contiguous(order.sorted(ops::narrow(g, 0, y_numel, hn_numel).view({L * D, N, H}), 1));
         std::vector<Tensor> result(2 + param_grad.size());
         Tensor dh0_all = h0_grad ? empty({L * D, N, H}) : Tensor();
         for (int64_t l = L - 1; l >= 0; --l) {
@@ -464,10 +517,11 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
               param_grads(d, 0, grads);
               Tensor dxr = dx.defined() ? empty(run.x.shape()) : Tensor();
               kernel->backward(run.shape, run.x.data_ptr<float>(), h0_l ? h0_l + d * N * H : nullptr,
-                                        direction_weights(layer, per, d), run.y.data_ptr<float>(),
-                                        run.h_n.data_ptr<float>(), run.workspace.data_ptr<float>(), dyr_ptr,
-                                        zero_hn.data_ptr<float>(), ptr_or_null(dxr),
-                                        h0_grad ? dh0_all.data_ptr<float>() + (l * D + d) * N * H : nullptr, grads);
+                               direction_weights(layer, per, d), run.y.data_ptr<float>(),
+                               run.h_n.data_ptr<float>(), run.workspace.data_ptr<float>(), dyr_ptr,
+                               zero_hn.data_ptr<float>(), ptr_or_null(dxr),
+                               h0_grad ? dh0_all.data_ptr<float>() + (l * D + d) * N * H : nullptr, grads,
+                               nullptr);
               if (!dxr.defined()) continue;
               const float* g = dxr.data_ptr<float>();
               float* out = dx.data_ptr<float>();
@@ -483,15 +537,18 @@ GruResult gru_fused(const Tensor& input, const Tensor& h0, const std::vector<Ten
             for (int64_t d = 0; d < D; ++d) param_grads(d, static_cast<int>(d), grads);
             if (l > 0 || input_grad) dx = empty(layer.x.shape());
             kernel->backward(layer.shape, layer.x.data_ptr<float>(), h0_l, weights_of(layer, per),
-                                      layer.y.data_ptr<float>(), h_n_all.data_ptr<float>() + l * D * N * H,
-                                      layer.workspace.data_ptr<float>(), ops::contiguous(dy).data_ptr<float>(),
-                                      dh_n.data_ptr<float>() + l * D * N * H, ptr_or_null(dx),
-                                      h0_grad ? dh0_all.data_ptr<float>() + l * D * N * H : nullptr, grads);
+                             layer.y.data_ptr<float>(), h_n_kernel.data_ptr<float>() + l * D * N * H,
+                             layer.workspace.data_ptr<float>(), ops::contiguous(dy).data_ptr<float>(),
+                             dh_n.data_ptr<float>() + l * D * N * H, ptr_or_null(dx),
+                             h0_grad ? dh0_all.data_ptr<float>() + l * D * N * H : nullptr, grads, order.data());
           }
           if (l > 0) dy = masks.empty() ? dx : ops::binary(BinaryOp::mul, dx, masks[l - 1]);
-          else if (input_grad) result[0] = batch_first ? ops::contiguous(ops::permute(dx, {1, 0, 2})) : dx;
+          else if (input_grad) {
+            dx = order.caller(dx, 1);
+            result[0] = batch_first ? ops::contiguous(ops::permute(dx, {1, 0, 2})) : dx;
+          }
         }
-        result[1] = dh0_all;
+        result[1] = order.caller(dh0_all, 1);
         return result;
       });
   return c.result_of(out, batch_first);

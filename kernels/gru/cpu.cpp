@@ -241,10 +241,27 @@ float* gates_at(void* ws, const GruLayerShape& s, int64_t d) {
 }
 float* hprev_at(void* ws, const GruLayerShape& s, int64_t d) { return gates_at(ws, s, d) + s.T * s.N * 4 * s.H; }
 
+// Rows active at each time step: with lengths (sorted longest first) the prefix of sequences still
+// running, n < active[t] exactly when t < lengths[n]; without, all N.
+std::vector<int64_t> active_rows(const GruLayerShape& s, const int64_t* lengths) {
+  std::vector<int64_t> active(static_cast<size_t>(s.T), s.N);
+  if (lengths)
+    for (int64_t t = 0; t < s.T; ++t) {
+      int64_t n = 0;
+      while (n < s.N && lengths[n] > t) ++n;
+      active[t] = n;
+    }
+  return active;
+}
+
 // One direction's recurrence. gx [T, N, D*3H] (this direction at column d*3H); with a workspace the
-// gates and h_prev are recorded, without one h_prev lives in two ping-pong buffers.
+// gates and h_prev are recorded, without one h_prev lives in two ping-pong buffers. At time t only
+// the rows n < active[t] run (the GEMM included); the others output zeros, and their h_prev is
+// zero (or, in the reverse direction, h0 from the step before they start), so that backward's
+// GEMMs over all rows see finite values there.
 void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const float* h0, const float* w_hh,
-                       const float* b_hh, float* y, float* h_n, void* workspace) {
+                       const float* b_hh, const std::vector<int64_t>& active, const int64_t* lengths, float* y,
+                       float* h_n, void* workspace) {
   const int64_t T = s.T, N = s.N, H = s.H, D = s.D, G = 3 * H;
   const auto panels = pack_forward(w_hh, H);
   const int64_t blocks = ceil_div(H, kU);
@@ -260,11 +277,10 @@ void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const
   };
   // Step 0 reads h0 (zeros when null: its GEMM is skipped).
   float* first = state_in(0);
-  if (h0)
-    std::memcpy(first, h0, sizeof(float) * N * H);
-  else
-    std::memset(first, 0, sizeof(float) * N * H);
+  if (h0) std::memcpy(first, h0, sizeof(float) * N * H);
+  else std::memset(first, 0, sizeof(float) * N * H);
   const __m256i none = _mm256_setzero_si256();
+  const __m256 zero = _mm256_setzero_ps();
 #pragma omp parallel
   {
     const int threads = omp_get_num_threads(), tid = omp_get_thread_num();
@@ -273,6 +289,10 @@ void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const
     std::vector<float> acc(static_cast<size_t>(N * kW));
     for (int64_t step = 0; step < T; ++step) {
       const int64_t t = reverse ? T - 1 - step : step;
+      const int64_t rows = active[t];
+      // Next step's rows: running on (all of them going forward; the reverse direction adds the
+      // sequences that start at the next step, from h0).
+      const int64_t next_rows = step + 1 < T ? active[reverse ? t - 1 : t + 1] : 0;
       const float* hp = state_in(step);
       float* hnext = step + 1 < T ? state_in(step + 1) : nullptr;
       const bool zero_state = step == 0 && !h0;
@@ -280,12 +300,12 @@ void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const
         const int64_t u0 = b * kU;
         const bool full = u0 + kU <= H;
         const __m256i mask = full ? none : lane_mask(H - u0);
-        const __m256 bhn = b_hh ? load(b_hh + 2 * H + u0, full, mask) : _mm256_setzero_ps();
+        const __m256 bhn = b_hh ? load(b_hh + 2 * H + u0, full, mask) : zero;
         if (zero_state)
           std::fill(acc.begin(), acc.end(), 0.0f);
         else
-          panel_product(N, H, hp, H, panels.get() + b * H * kW, acc.data());
-        for (int64_t m = 0; m < N; ++m) {
+          panel_product(rows, H, hp, H, panels.get() + b * H * kW, acc.data());
+        for (int64_t m = 0; m < rows; ++m) {
           const float* am = acc.data() + m * kW;
           const float* g = gx + (t * N + m) * D * G + d * G + u0;
           const __m256 r = sigmoid_ps(_mm256_add_ps(_mm256_loadu_ps(am), load(g, full, mask)));
@@ -295,10 +315,9 @@ void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const
           const __m256 h_old = load(hp + m * H + u0, full, mask);
           const __m256 h = _mm256_fmadd_ps(z, _mm256_sub_ps(h_old, n), n);  // (1 - z) n + z h
           store(y + (t * N + m) * D * H + d * H + u0, h, full, mask);
-          if (hnext)
-            store(hnext + m * H + u0, h, full, mask);
-          else
-            store(h_n + m * H + u0, h, full, mask);
+          if (hnext) store(hnext + m * H + u0, h, full, mask);
+          // A sequence's last step: its final state (forward at t = length - 1, reverse at t = 0).
+          if (reverse ? t == 0 : t == (lengths ? lengths[m] : T) - 1) store(h_n + m * H + u0, h, full, mask);
           if (gates) {
             float* e = gates + (t * N + m) * 4 * H + u0;
             store(e, r, full, mask);
@@ -307,16 +326,25 @@ void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const
             store(e + 3 * H, ghn, full, mask);
           }
         }
+        for (int64_t m = rows; m < N; ++m) {
+          store(y + (t * N + m) * D * H + d * H + u0, zero, full, mask);
+          if (hnext) {
+            const bool starts = m < next_rows;  // reverse only: the sequence starts at the next step
+            store(hnext + m * H + u0, starts && h0 ? load(h0 + m * H + u0, full, mask) : zero, full, mask);
+          }
+        }
       }
 #pragma omp barrier
     }
   }
 }
 
-// One direction's backward recurrence: fills dgx (this direction's columns of [T, N, D*3H]) and dgh
-// [T, N, 3H] (the gradients of the gate pre-activations, n's hh part multiplied by r), and dh0.
+// One direction's backward recurrence: fills dgx (this direction's columns of [T, N, D*3H]) and
+// dgh [T, N, 3H] (the gradients of the gate pre-activations, n's hh part multiplied by r; zero for
+// rows not active at a step), and dh0. A sequence's chain of state gradients starts at its last
+// step with dh_n (plus that step's dy) and ends at its first step in dh0.
 void backward_direction(const GruLayerShape& s, int64_t d, const float* w_hh, const void* workspace, const float* dy,
-                        const float* dh_n, float* dgx, float* dgh, float* dh0) {
+                        const float* dh_n, const std::vector<int64_t>& active, float* dgx, float* dgh, float* dh0) {
   const int64_t T = s.T, N = s.N, H = s.H, D = s.D, G = 3 * H;
   const auto panels = pack_backward(w_hh, H);
   const int64_t unit_blocks = ceil_div(H, kU), col_blocks = ceil_div(H, kW);
@@ -324,11 +352,13 @@ void backward_direction(const GruLayerShape& s, int64_t d, const float* w_hh, co
   const float* hprev = hprev_at(const_cast<void*>(workspace), s, d);
   const bool reverse = d == 1;
   auto dh = floats(N * H), dhz = floats(N * H);
-  // dh for the first backward step (the last forward one): dh_n plus that step's dy.
-  const int64_t t_last = reverse ? 0 : T - 1;
-  for (int64_t m = 0; m < N; ++m)
-    for (int64_t j = 0; j < H; ++j) dh.get()[m * H + j] = dh_n[m * H + j] + dy[(t_last * N + m) * D * H + d * H + j];
+  auto dy_at = [&](int64_t t, int64_t m) { return dy + (t * N + m) * D * H + d * H; };
+  // The first backward step (the last forward one): its running rows start with dh_n plus its dy.
+  const int64_t t_first = reverse ? 0 : T - 1;
+  for (int64_t m = 0; m < active[t_first]; ++m)
+    for (int64_t j = 0; j < H; ++j) dh.get()[m * H + j] = dh_n[m * H + j] + dy_at(t_first, m)[j];
   const __m256i none = _mm256_setzero_si256();
+  const __m256 zero = _mm256_setzero_ps();
 #pragma omp parallel
   {
     const int threads = omp_get_num_threads(), tid = omp_get_thread_num();
@@ -339,12 +369,13 @@ void backward_direction(const GruLayerShape& s, int64_t d, const float* w_hh, co
     const __m256 one = _mm256_set1_ps(1.0f);
     for (int64_t step = T - 1; step >= 0; --step) {
       const int64_t t = reverse ? T - 1 - step : step;
-      // Gate gradients of this thread's units.
+      const int64_t rows = active[t];
+      // Gate gradients of this thread's units (zeros for the rows not running at t).
       for (int64_t b = u_begin; b < u_end; ++b) {
         const int64_t u0 = b * kU;
         const bool full = u0 + kU <= H;
         const __m256i mask = full ? none : lane_mask(H - u0);
-        for (int64_t m = 0; m < N; ++m) {
+        for (int64_t m = 0; m < rows; ++m) {
           const float* e = gates + (t * N + m) * 4 * H + u0;
           const __m256 r = load(e, full, mask), z = load(e + H, full, mask), n = load(e + 2 * H, full, mask);
           const __m256 ghn = load(e + 3 * H, full, mask);
@@ -365,35 +396,48 @@ void backward_direction(const GruLayerShape& s, int64_t d, const float* w_hh, co
           store(oh + 2 * H, _mm256_mul_ps(dpn, r), full, mask);
           store(dhz.get() + m * H + u0, _mm256_mul_ps(g, z), full, mask);
         }
+        for (int64_t m = rows; m < N; ++m)
+          for (int64_t g = 0; g < 3; ++g) {
+            store(dgx + (t * N + m) * D * G + d * G + g * H + u0, zero, full, mask);
+            store(dgh + (t * N + m) * G + g * H + u0, zero, full, mask);
+          }
       }
 #pragma omp barrier
-      // dh for the next backward step (or dh0 after the last): dGh W_hh + dh z (+ that step's dy).
+      // State gradients for the next backward step: a row running on gets dGh W_hh + dh z + that
+      // step's dy; a row whose first step this was gets dGh W_hh + dh z as its dh0; a row that
+      // starts at the next backward step (its last forward step) gets dh_n + that step's dy.
       const bool last = step == 0;
-      if (!last || dh0) {
-        const float* dy_next = last ? nullptr : dy + ((reverse ? t + 1 : t - 1) * N) * D * H + d * H;
-        float* out = last ? dh0 : dh.get();
-        const float* a = dgh + t * N * G;
-        for (int64_t c = c_begin; c < c_end; ++c) {
-          const int64_t c0 = c * kW;
-          const float* panel = panels.get() + c * G * kW;
-          __m256i masks[3];
-          bool fulls[3];
-          for (int v = 0; v < 3; ++v) {
-            fulls[v] = c0 + 8 * (v + 1) <= H;
-            masks[v] = fulls[v] ? none : lane_mask(H - c0 - 8 * v);
-          }
-          panel_product(N, G, a, G, panel, acc.data());
-          for (int64_t m = 0; m < N; ++m) {
-            for (int v = 0; v < 3; ++v) {
-              const int64_t col = c0 + 8 * v;
-              if (col >= H) break;
-              __m256 r = _mm256_add_ps(_mm256_loadu_ps(acc.data() + m * kW + 8 * v),
-                                       load(dhz.get() + m * H + col, fulls[v], masks[v]));
-              if (dy_next) r = _mm256_add_ps(r, load(dy_next + m * D * H + col, fulls[v], masks[v]));
-              store(out + m * H + col, r, fulls[v], masks[v]);
-            }
-          }
+      const int64_t t_next = reverse ? t + 1 : t - 1;
+      const int64_t next_rows = last ? 0 : active[t_next];
+      const int64_t gemm_rows = dh0 ? rows : std::min(rows, next_rows);
+      const float* a = dgh + t * N * G;
+      for (int64_t c = c_begin; c < c_end; ++c) {
+        const int64_t c0 = c * kW;
+        __m256i masks[3];
+        bool fulls[3];
+        for (int v = 0; v < 3; ++v) {
+          fulls[v] = c0 + 8 * (v + 1) <= H;
+          masks[v] = fulls[v] ? none : lane_mask(H - c0 - 8 * v);
         }
+        if (gemm_rows > 0) panel_product(gemm_rows, G, a, G, panels.get() + c * G * kW, acc.data());
+        for (int64_t m = 0; m < std::max(gemm_rows, next_rows); ++m)
+          for (int v = 0; v < 3; ++v) {
+            const int64_t col = c0 + 8 * v;
+            if (col >= H) break;
+            if (m >= rows) {  // starts at t_next
+              const __m256 g = _mm256_add_ps(load(dh_n + m * H + col, fulls[v], masks[v]),
+                                             load(dy_at(t_next, m) + col, fulls[v], masks[v]));
+              store(dh.get() + m * H + col, g, fulls[v], masks[v]);
+              continue;
+            }
+            __m256 g = _mm256_add_ps(_mm256_loadu_ps(acc.data() + m * kW + 8 * v),
+                                     load(dhz.get() + m * H + col, fulls[v], masks[v]));
+            if (m < next_rows)
+              store(dh.get() + m * H + col, _mm256_add_ps(g, load(dy_at(t_next, m) + col, fulls[v], masks[v])),
+                    fulls[v], masks[v]);
+            else
+              store(dh0 + m * H + col, g, fulls[v], masks[v]);
+          }
       }
 #pragma omp barrier
     }
@@ -409,7 +453,7 @@ std::size_t gru_cpu_workspace_bytes(const GruLayerShape& s) {
 }
 
 void gru_cpu_forward(const GruLayerShape& s, const float* x, const float* h0, const GruLayerWeights<float>& w, float* y,
-                     float* h_n, void* workspace) {
+                     float* h_n, void* workspace, const int64_t* lengths) {
   const int64_t T = s.T, N = s.N, H = s.H, D = s.D, G = 3 * H;
   if (T == 0 || N == 0) {
     for (int64_t i = 0; i < D * N * H; ++i) h_n[i] = h0 ? h0[i] : 0.0f;
@@ -421,14 +465,16 @@ void gru_cpu_forward(const GruLayerShape& s, const float* x, const float* h0, co
   proj.M = T * N, proj.N = D * G, proj.K = s.I;
   proj.trans_b = true, proj.lda = s.I, proj.ldb = s.I;
   gemm_bias_cpu(proj, x, st.w, st.bias.get(), gx.get());
+  const std::vector<int64_t> active = active_rows(s, lengths);
   for (int64_t d = 0; d < D; ++d)
-    forward_direction(s, d, gx.get(), h0 ? h0 + d * N * H : nullptr, w.w_hh[d], w.b_hh[d], y, h_n + d * N * H,
-                      workspace);
+    forward_direction(s, d, gx.get(), h0 ? h0 + d * N * H : nullptr, w.w_hh[d], w.b_hh[d], active, lengths, y,
+                      h_n + d * N * H, workspace);
 }
 
 void gru_cpu_backward(const GruLayerShape& s, const float* x, const float* /*h0*/, const GruLayerWeights<float>& w,
                       const float* /*y*/, const float* /*h_n*/, const void* workspace, const float* dy,
-                      const float* dh_n, float* dx, float* dh0, const GruLayerGrads<float>& grads) {
+                      const float* dh_n, float* dx, float* dh0, const GruLayerGrads<float>& grads,
+                      const int64_t* lengths) {
   if (!workspace) throw ValueError("gru_cpu_backward: no workspace (was the forward run for inference?)");
   const int64_t T = s.T, N = s.N, I = s.I, H = s.H, D = s.D, G = 3 * H;
   const int64_t rows = T * N;
@@ -444,8 +490,9 @@ void gru_cpu_backward(const GruLayerShape& s, const float* x, const float* /*h0*
     return;
   }
   auto dgx = floats(rows * D * G), dgh = floats(rows * G);
+  const std::vector<int64_t> active = active_rows(s, lengths);
   for (int64_t d = 0; d < D; ++d) {
-    backward_direction(s, d, w.w_hh[d], workspace, dy, dh_n + d * N * H, dgx.get(), dgh.get(),
+    backward_direction(s, d, w.w_hh[d], workspace, dy, dh_n + d * N * H, active, dgx.get(), dgh.get(),
                        dh0 ? dh0 + d * N * H : nullptr);
     // This direction's weight gradients while its dGh is at hand: sums over all T*N rows.
     if (grads.w_hh[d]) {
@@ -495,12 +542,12 @@ std::size_t gru_cpu_workspace_bytes(const GruLayerShape&) {
   throw NotImplementedError("gru_cpu_workspace_bytes: graft was built without AVX2/FMA");
 }
 void gru_cpu_forward(const GruLayerShape&, const float*, const float*, const GruLayerWeights<float>&, float*, float*,
-                     void*) {
+                     void*, const int64_t*) {
   throw NotImplementedError("gru_cpu_forward: graft was built without AVX2/FMA");
 }
 void gru_cpu_backward(const GruLayerShape&, const float*, const float*, const GruLayerWeights<float>&, const float*,
                       const float*, const void*, const float*, const float*, float*, float*,
-                      const GruLayerGrads<float>&) {
+                      const GruLayerGrads<float>&, const int64_t*) {
   throw NotImplementedError("gru_cpu_backward: graft was built without AVX2/FMA");
 }
 

@@ -61,14 +61,18 @@ void gru_reference_backward(const GruLayerShape& shape, const S* x, const S* h0,
 
 // --- CPU, graft's own: the input projection and the weight gradients as GEMMs over all steps, the
 // recurrence in one parallel region per direction on packed weights with the gates fused in
-// (inference when workspace is null). Backward skips dx when it is null (oneDNN's cannot). ---
+// (inference when workspace is null). Backward skips dx when it is null (oneDNN's cannot).
+// Per-sequence lengths: null (all T steps), or N host values sorted longest first, each in [1, T],
+// the same for forward and backward. Sequence n then runs steps [0, len_n) (the reverse direction
+// from len_n - 1 down to 0, starting from h0) and the steps past it are not computed: y is zero
+// there, h_n is the state after the sequence's last step, and dy past it is ignored. ---
 bool gru_cpu_available();
 std::size_t gru_cpu_workspace_bytes(const GruLayerShape& shape);
 void gru_cpu_forward(const GruLayerShape& shape, const float* x, const float* h0, const GruLayerWeights<float>& weights,
-                     float* y, float* h_n, void* workspace);
+                     float* y, float* h_n, void* workspace, const int64_t* lengths = nullptr);
 void gru_cpu_backward(const GruLayerShape& shape, const float* x, const float* h0, const GruLayerWeights<float>& weights,
                       const float* y, const float* h_n, const void* workspace, const float* dy, const float* dh_n,
-                      float* dx, float* dh0, const GruLayerGrads<float>& grads);
+                      float* dx, float* dh0, const GruLayerGrads<float>& grads, const int64_t* lengths = nullptr);
 
 // --- CPU: oneDNN lbr_gru (forward_training + workspace, or forward_inference when workspace is null) ---
 bool gru_onednn_available();

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -82,8 +83,9 @@ struct Wanted {
   bool dx = true, dh0 = true, w_ih = true, w_hh = true, bias = true;
 };
 
+// lengths: only for Backend::graft (null: every sequence runs all T steps).
 template <class S, Backend backend = Backend::reference>
-Outputs run(const Problem& p, const Wanted& want = {}) {
+Outputs run(const Problem& p, const Wanted& want = {}, const int64_t* lengths = nullptr) {
   const auto& s = p.shape;
   std::vector<S> x = cast<S>(p.x), h0 = cast<S>(p.h0), dy = cast<S>(p.dy), dh_n = cast<S>(p.dh_n);
   std::vector<S> w[2][4], g[2][4];
@@ -114,9 +116,9 @@ Outputs run(const Problem& p, const Wanted& want = {}) {
   S* dh0p = want.dh0 ? dh0.data() : nullptr;
   if constexpr (backend == Backend::graft) {
     ws.resize(k::gru_cpu_workspace_bytes(s));
-    k::gru_cpu_forward(s, x.data(), h0p, weights, y.data(), h_n.data(), ws.data());
+    k::gru_cpu_forward(s, x.data(), h0p, weights, y.data(), h_n.data(), ws.data(), lengths);
     k::gru_cpu_backward(s, x.data(), h0p, weights, y.data(), h_n.data(), ws.data(), dy.data(), dh_n.data(), dxp, dh0p,
-                        grads);
+                        grads, lengths);
   } else if constexpr (backend == Backend::onednn) {
     ws.resize(k::gru_onednn_workspace_bytes(s));
     k::gru_onednn_forward(s, x.data(), h0p, weights, y.data(), h_n.data(), ws.data());
@@ -295,6 +297,64 @@ TEST(GruKernel, GraftSkipsGradientsNotWanted) {
   expect_matches_reference<Backend::graft>({.dx = false, .dh0 = false});
   expect_matches_reference<Backend::graft>({.dx = true, .dh0 = true, .w_ih = false, .w_hh = false, .bias = false});
   expect_matches_reference<Backend::graft>({.dx = false, .dh0 = true, .w_ih = true, .w_hh = false, .bias = true});
+}
+
+// Variable lengths: each sequence alone, run by the f64 reference over its own length, is the
+// truth: its outputs (zero past its length), h_n, dx (zero past its length) and dh0, and the sum
+// of the weight gradients over the sequences. dy past a length is nonzero and must be ignored.
+TEST(GruKernel, GraftVariableLengthsMatchEachSequenceAlone) {
+  if (!available(Backend::graft)) GTEST_SKIP() << "no graft GRU kernel in this build";
+  const unsigned seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  for (const Case& c : {Case{9, 7, 5, 10, 2, true, true}, Case{6, 5, 8, 30, 1, true, false},
+                        Case{7, 9, 4, 17, 2, false, true}, Case{5, 1, 3, 8, 2, true, true}}) {
+    const Problem p = make_problem(c, rng);
+    // Sorted longest first, some equal, the longest possibly short of T.
+    std::vector<int64_t> lengths(c.N);
+    std::uniform_int_distribution<int64_t> pick(1, c.T);
+    for (auto& l : lengths) l = pick(rng);
+    std::sort(lengths.begin(), lengths.end(), std::greater<>());
+    for (bool threads3 : {false, true}) {
+      Outputs got;
+      with_threads(threads3 ? 3 : omp_get_max_threads(), [&] { got = run<float, Backend::graft>(p, {}, lengths.data()); });
+      const int64_t T = c.T, N = c.N, I = c.I, H = c.H, D = c.D;
+      std::vector<std::vector<double>> want(got.all.size());
+      for (size_t i = 0; i < want.size(); ++i) want[i].assign(got.all[i].size(), 0.0);
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t len = lengths[n];
+        Problem q = p;
+        q.shape.T = len, q.shape.N = 1;
+        q.x.assign(len * I, 0), q.dy.assign(len * D * H, 0), q.h0.assign(D * H, 0), q.dh_n.assign(D * H, 0);
+        for (int64_t t = 0; t < len; ++t) {
+          for (int64_t i = 0; i < I; ++i) q.x[t * I + i] = p.x[(t * N + n) * I + i];
+          for (int64_t j = 0; j < D * H; ++j) q.dy[t * D * H + j] = p.dy[(t * N + n) * D * H + j];
+        }
+        for (int64_t d = 0; d < D; ++d)
+          for (int64_t j = 0; j < H; ++j) {
+            q.h0[d * H + j] = p.h0[(d * N + n) * H + j];
+            q.dh_n[d * H + j] = p.dh_n[(d * N + n) * H + j];
+          }
+        const Outputs alone = run<double>(q);
+        for (int64_t t = 0; t < len; ++t) {
+          for (int64_t j = 0; j < D * H; ++j) want[0][(t * N + n) * D * H + j] = alone.all[0][t * D * H + j];
+          for (int64_t i = 0; i < I; ++i) want[2][(t * N + n) * I + i] = alone.all[2][t * I + i];
+        }
+        for (int64_t d = 0; d < D; ++d)
+          for (int64_t j = 0; j < H; ++j) {
+            want[1][(d * N + n) * H + j] = alone.all[1][d * H + j];
+            want[3][(d * N + n) * H + j] = alone.all[3][d * H + j];
+          }
+        for (size_t i = 4; i < want.size(); ++i)
+          for (size_t e = 0; e < want[i].size(); ++e) want[i][e] += alone.all[i][e];
+      }
+      for (size_t i = 0; i < want.size(); ++i) {
+        if (got.names[i] == "dh0" && !c.h0) continue;
+        EXPECT_LT(rel_error(got.all[i], want[i]), 1e-5)
+            << got.names[i] << " T=" << T << " N=" << N << " H=" << H << " D=" << D << " threads3=" << threads3
+            << " seed=" << seed;
+      }
+    }
+  }
 }
 
 TEST(GruKernel, GraftInferenceMatchesTraining) { expect_inference_matches_training<Backend::graft>(); }
