@@ -18,9 +18,12 @@
 // and n rows of W_hh for 8 hidden units (one ymm per gate), so the gates of those units end in
 // registers together; backward they are 24 consecutive columns of dh_prev.
 //
-// Workspace (training), per direction d: gates [T, N, 4H] (r, z, n, W_hn h + b_hn, at time t), then
-// h_prev [T, N, H] (the state the step at time t started from). Both indexed by time, not step, so
-// that backward's GEMMs pair dGh with h_prev row for row in either direction.
+// Rows of the step-major buffers (gx, the workspace, dGx, dGh) are packed like PyTorch's
+// PackedSequence: time t's running sequences, rows offset[t] .. offset[t] + active[t] (without
+// lengths offset[t] = t N, all N running), so that the GEMMs over all steps skip what has ended.
+// Workspace (training), per direction d: gates [rows, 4H] (r, z, n, W_hn h + b_hn), then h_prev
+// [rows, H] (the state the step started from), sized for T*N rows. Both indexed by time, not by
+// step, so that backward's GEMMs pair dGh with h_prev row for row in either direction.
 #include <omp.h>
 
 #include <algorithm>
@@ -241,27 +244,42 @@ float* gates_at(void* ws, const GruLayerShape& s, int64_t d) {
 }
 float* hprev_at(void* ws, const GruLayerShape& s, int64_t d) { return gates_at(ws, s, d) + s.T * s.N * 4 * s.H; }
 
-// Rows active at each time step: with lengths (sorted longest first) the prefix of sequences still
-// running, n < active[t] exactly when t < lengths[n]; without, all N.
-std::vector<int64_t> active_rows(const GruLayerShape& s, const int64_t* lengths) {
-  std::vector<int64_t> active(static_cast<size_t>(s.T), s.N);
-  if (lengths)
+// The packed layout. active[t]: the sequences running at time t, with lengths (sorted longest
+// first) the prefix n < active[t] exactly when t < lengths[n], without all N; offset[t]: their
+// first row in the packed buffers; rows: all running (sequence, step) pairs.
+struct Steps {
+  std::vector<int64_t> active, offset;
+  int64_t rows = 0;
+  Steps(const GruLayerShape& s, const int64_t* lengths)
+      : active(static_cast<size_t>(s.T), s.N), offset(static_cast<size_t>(s.T), 0) {
     for (int64_t t = 0; t < s.T; ++t) {
-      int64_t n = 0;
-      while (n < s.N && lengths[n] > t) ++n;
-      active[t] = n;
+      if (lengths) {
+        int64_t n = 0;
+        while (n < s.N && lengths[n] > t) ++n;
+        active[t] = n;
+      }
+      offset[t] = rows;
+      rows += active[t];
     }
-  return active;
+  }
+  bool packed(const GruLayerShape& s) const { return rows != s.T * s.N; }
+};
+
+// The running rows of a [T, N, C] buffer, packed: time t's first active[t] rows, one after another.
+Floats pack_rows(const float* in, int64_t C, const GruLayerShape& s, const Steps& steps) {
+  Floats out = floats(steps.rows * C);
+  for (int64_t t = 0; t < s.T; ++t)
+    std::memcpy(out.get() + steps.offset[t] * C, in + t * s.N * C, sizeof(float) * steps.active[t] * C);
+  return out;
 }
 
-// One direction's recurrence. gx [T, N, D*3H] (this direction at column d*3H); with a workspace the
-// gates and h_prev are recorded, without one h_prev lives in two ping-pong buffers. At time t only
-// the rows n < active[t] run (the GEMM included); the others output zeros, and their h_prev is
-// zero (or, in the reverse direction, h0 from the step before they start), so that backward's
-// GEMMs over all rows see finite values there.
+// One direction's recurrence. gx [rows, D*3H] packed (this direction at column d*3H); with a
+// workspace the gates and h_prev are recorded, without one h_prev lives in two ping-pong buffers.
+// At time t only the running rows n < active[t] are computed; y is zero for the others. In the
+// reverse direction a sequence starts at its last step, from h0.
 void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const float* h0, const float* w_hh,
-                       const float* b_hh, const std::vector<int64_t>& active, const int64_t* lengths, float* y,
-                       float* h_n, void* workspace) {
+                       const float* b_hh, const Steps& steps, const int64_t* lengths, float* y, float* h_n,
+                       void* workspace) {
   const int64_t T = s.T, N = s.N, H = s.H, D = s.D, G = 3 * H;
   const auto panels = pack_forward(w_hh, H);
   const int64_t blocks = ceil_div(H, kU);
@@ -270,15 +288,17 @@ void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const
   Floats pingpong;
   if (!workspace) pingpong = floats(2 * N * H);
   const bool reverse = d == 1;
+  const std::vector<int64_t>& active = steps.active;
   // The state the step at position `step` (of this direction's order) reads, and where it writes.
   auto state_in = [&](int64_t step) -> float* {
-    if (workspace) return hprev + (reverse ? T - 1 - step : step) * N * H;
+    if (workspace) return hprev + steps.offset[reverse ? T - 1 - step : step] * H;
     return pingpong.get() + (step & 1) * N * H;
   };
   // Step 0 reads h0 (zeros when null: its GEMM is skipped).
   float* first = state_in(0);
-  if (h0) std::memcpy(first, h0, sizeof(float) * N * H);
-  else std::memset(first, 0, sizeof(float) * N * H);
+  const int64_t first_rows = active[reverse ? T - 1 : 0];
+  if (h0) std::memcpy(first, h0, sizeof(float) * first_rows * H);
+  else std::memset(first, 0, sizeof(float) * first_rows * H);
   const __m256i none = _mm256_setzero_si256();
   const __m256 zero = _mm256_setzero_ps();
 #pragma omp parallel
@@ -307,7 +327,7 @@ void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const
           panel_product(rows, H, hp, H, panels.get() + b * H * kW, acc.data());
         for (int64_t m = 0; m < rows; ++m) {
           const float* am = acc.data() + m * kW;
-          const float* g = gx + (t * N + m) * D * G + d * G + u0;
+          const float* g = gx + (steps.offset[t] + m) * D * G + d * G + u0;
           const __m256 r = sigmoid_ps(_mm256_add_ps(_mm256_loadu_ps(am), load(g, full, mask)));
           const __m256 z = sigmoid_ps(_mm256_add_ps(_mm256_loadu_ps(am + 8), load(g + H, full, mask)));
           const __m256 ghn = _mm256_add_ps(_mm256_loadu_ps(am + 16), bhn);
@@ -315,11 +335,11 @@ void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const
           const __m256 h_old = load(hp + m * H + u0, full, mask);
           const __m256 h = _mm256_fmadd_ps(z, _mm256_sub_ps(h_old, n), n);  // (1 - z) n + z h
           store(y + (t * N + m) * D * H + d * H + u0, h, full, mask);
-          if (hnext) store(hnext + m * H + u0, h, full, mask);
+          if (m < next_rows) store(hnext + m * H + u0, h, full, mask);
           // A sequence's last step: its final state (forward at t = length - 1, reverse at t = 0).
           if (reverse ? t == 0 : t == (lengths ? lengths[m] : T) - 1) store(h_n + m * H + u0, h, full, mask);
           if (gates) {
-            float* e = gates + (t * N + m) * 4 * H + u0;
+            float* e = gates + (steps.offset[t] + m) * 4 * H + u0;
             store(e, r, full, mask);
             store(e + H, z, full, mask);
             store(e + 2 * H, n, full, mask);
@@ -328,10 +348,8 @@ void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const
         }
         for (int64_t m = rows; m < N; ++m) {
           store(y + (t * N + m) * D * H + d * H + u0, zero, full, mask);
-          if (hnext) {
-            const bool starts = m < next_rows;  // reverse only: the sequence starts at the next step
-            store(hnext + m * H + u0, starts && h0 ? load(h0 + m * H + u0, full, mask) : zero, full, mask);
-          }
+          // Reverse only: a sequence that starts at the next step starts from h0.
+          if (m < next_rows) store(hnext + m * H + u0, h0 ? load(h0 + m * H + u0, full, mask) : zero, full, mask);
         }
       }
 #pragma omp barrier
@@ -339,18 +357,19 @@ void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const
   }
 }
 
-// One direction's backward recurrence: fills dgx (this direction's columns of [T, N, D*3H]) and
-// dgh [T, N, 3H] (the gradients of the gate pre-activations, n's hh part multiplied by r; zero for
-// rows not active at a step), and dh0. A sequence's chain of state gradients starts at its last
-// step with dh_n (plus that step's dy) and ends at its first step in dh0.
+// One direction's backward recurrence: fills dgx (this direction's columns of [rows, D*3H]) and
+// dgh [rows, 3H] (the gradients of the gate pre-activations, n's hh part multiplied by r), both
+// packed, and dh0. A sequence's chain of state gradients starts at its last step with dh_n (plus
+// that step's dy) and ends at its first step in dh0.
 void backward_direction(const GruLayerShape& s, int64_t d, const float* w_hh, const void* workspace, const float* dy,
-                        const float* dh_n, const std::vector<int64_t>& active, float* dgx, float* dgh, float* dh0) {
+                        const float* dh_n, const Steps& steps, float* dgx, float* dgh, float* dh0) {
   const int64_t T = s.T, N = s.N, H = s.H, D = s.D, G = 3 * H;
   const auto panels = pack_backward(w_hh, H);
   const int64_t unit_blocks = ceil_div(H, kU), col_blocks = ceil_div(H, kW);
   const float* gates = gates_at(const_cast<void*>(workspace), s, d);
   const float* hprev = hprev_at(const_cast<void*>(workspace), s, d);
   const bool reverse = d == 1;
+  const std::vector<int64_t>& active = steps.active;
   auto dh = floats(N * H), dhz = floats(N * H);
   auto dy_at = [&](int64_t t, int64_t m) { return dy + (t * N + m) * D * H + d * H; };
   // The first backward step (the last forward one): its running rows start with dh_n plus its dy.
@@ -358,7 +377,6 @@ void backward_direction(const GruLayerShape& s, int64_t d, const float* w_hh, co
   for (int64_t m = 0; m < active[t_first]; ++m)
     for (int64_t j = 0; j < H; ++j) dh.get()[m * H + j] = dh_n[m * H + j] + dy_at(t_first, m)[j];
   const __m256i none = _mm256_setzero_si256();
-  const __m256 zero = _mm256_setzero_ps();
 #pragma omp parallel
   {
     const int threads = omp_get_num_threads(), tid = omp_get_thread_num();
@@ -370,24 +388,25 @@ void backward_direction(const GruLayerShape& s, int64_t d, const float* w_hh, co
     for (int64_t step = T - 1; step >= 0; --step) {
       const int64_t t = reverse ? T - 1 - step : step;
       const int64_t rows = active[t];
-      // Gate gradients of this thread's units (zeros for the rows not running at t).
+      // Gate gradients of this thread's units.
+      const int64_t row0 = steps.offset[t];
       for (int64_t b = u_begin; b < u_end; ++b) {
         const int64_t u0 = b * kU;
         const bool full = u0 + kU <= H;
         const __m256i mask = full ? none : lane_mask(H - u0);
         for (int64_t m = 0; m < rows; ++m) {
-          const float* e = gates + (t * N + m) * 4 * H + u0;
+          const float* e = gates + (row0 + m) * 4 * H + u0;
           const __m256 r = load(e, full, mask), z = load(e + H, full, mask), n = load(e + 2 * H, full, mask);
           const __m256 ghn = load(e + 3 * H, full, mask);
           const __m256 g = load(dh.get() + m * H + u0, full, mask);
-          const __m256 h_old = load(hprev + (t * N + m) * H + u0, full, mask);
+          const __m256 h_old = load(hprev + (row0 + m) * H + u0, full, mask);
           const __m256 dn = _mm256_mul_ps(g, _mm256_sub_ps(one, z));
           const __m256 dz = _mm256_mul_ps(g, _mm256_sub_ps(h_old, n));
           const __m256 dpn = _mm256_mul_ps(dn, _mm256_fnmadd_ps(n, n, one));  // (1 - n^2)
           const __m256 dpz = _mm256_mul_ps(dz, _mm256_mul_ps(z, _mm256_sub_ps(one, z)));
           const __m256 dpr = _mm256_mul_ps(_mm256_mul_ps(dpn, ghn), _mm256_mul_ps(r, _mm256_sub_ps(one, r)));
-          float* ox = dgx + (t * N + m) * D * G + d * G + u0;
-          float* oh = dgh + (t * N + m) * G + u0;
+          float* ox = dgx + (row0 + m) * D * G + d * G + u0;
+          float* oh = dgh + (row0 + m) * G + u0;
           store(ox, dpr, full, mask);
           store(ox + H, dpz, full, mask);
           store(ox + 2 * H, dpn, full, mask);
@@ -396,11 +415,6 @@ void backward_direction(const GruLayerShape& s, int64_t d, const float* w_hh, co
           store(oh + 2 * H, _mm256_mul_ps(dpn, r), full, mask);
           store(dhz.get() + m * H + u0, _mm256_mul_ps(g, z), full, mask);
         }
-        for (int64_t m = rows; m < N; ++m)
-          for (int64_t g = 0; g < 3; ++g) {
-            store(dgx + (t * N + m) * D * G + d * G + g * H + u0, zero, full, mask);
-            store(dgh + (t * N + m) * G + g * H + u0, zero, full, mask);
-          }
       }
 #pragma omp barrier
       // State gradients for the next backward step: a row running on gets dGh W_hh + dh z + that
@@ -410,7 +424,7 @@ void backward_direction(const GruLayerShape& s, int64_t d, const float* w_hh, co
       const int64_t t_next = reverse ? t + 1 : t - 1;
       const int64_t next_rows = last ? 0 : active[t_next];
       const int64_t gemm_rows = dh0 ? rows : std::min(rows, next_rows);
-      const float* a = dgh + t * N * G;
+      const float* a = dgh + row0 * G;
       for (int64_t c = c_begin; c < c_end; ++c) {
         const int64_t c0 = c * kW;
         __m256i masks[3];
@@ -460,14 +474,15 @@ void gru_cpu_forward(const GruLayerShape& s, const float* x, const float* h0, co
     return;
   }
   const Stacked st = stack_inputs(s, w);
-  auto gx = floats(T * N * D * G);
+  const Steps steps(s, lengths);
+  const Floats packed_x = steps.packed(s) ? pack_rows(x, s.I, s, steps) : Floats();
+  auto gx = floats(steps.rows * D * G);
   GemmShape proj;
-  proj.M = T * N, proj.N = D * G, proj.K = s.I;
+  proj.M = steps.rows, proj.N = D * G, proj.K = s.I;
   proj.trans_b = true, proj.lda = s.I, proj.ldb = s.I;
-  gemm_bias_cpu(proj, x, st.w, st.bias.get(), gx.get());
-  const std::vector<int64_t> active = active_rows(s, lengths);
+  gemm_bias_cpu(proj, steps.packed(s) ? packed_x.get() : x, st.w, st.bias.get(), gx.get());
   for (int64_t d = 0; d < D; ++d)
-    forward_direction(s, d, gx.get(), h0 ? h0 + d * N * H : nullptr, w.w_hh[d], w.b_hh[d], active, lengths, y,
+    forward_direction(s, d, gx.get(), h0 ? h0 + d * N * H : nullptr, w.w_hh[d], w.b_hh[d], steps, lengths, y,
                       h_n + d * N * H, workspace);
 }
 
@@ -477,10 +492,9 @@ void gru_cpu_backward(const GruLayerShape& s, const float* x, const float* /*h0*
                       const int64_t* lengths) {
   if (!workspace) throw ValueError("gru_cpu_backward: no workspace (was the forward run for inference?)");
   const int64_t T = s.T, N = s.N, I = s.I, H = s.H, D = s.D, G = 3 * H;
-  const int64_t rows = T * N;
-  if (rows == 0) {
+  if (T * N == 0) {
     if (dh0) std::memcpy(dh0, dh_n, sizeof(float) * D * N * H);
-    if (dx) std::memset(dx, 0, sizeof(float) * rows * I);
+    if (dx) std::memset(dx, 0, sizeof(float) * T * N * I);
     for (int64_t d = 0; d < D; ++d) {
       if (grads.w_ih[d]) std::memset(grads.w_ih[d], 0, sizeof(float) * G * I);
       if (grads.w_hh[d]) std::memset(grads.w_hh[d], 0, sizeof(float) * G * H);
@@ -489,12 +503,13 @@ void gru_cpu_backward(const GruLayerShape& s, const float* x, const float* /*h0*
     }
     return;
   }
+  const Steps steps(s, lengths);
+  const int64_t rows = steps.rows;
   auto dgx = floats(rows * D * G), dgh = floats(rows * G);
-  const std::vector<int64_t> active = active_rows(s, lengths);
   for (int64_t d = 0; d < D; ++d) {
-    backward_direction(s, d, w.w_hh[d], workspace, dy, dh_n + d * N * H, active, dgx.get(), dgh.get(),
+    backward_direction(s, d, w.w_hh[d], workspace, dy, dh_n + d * N * H, steps, dgx.get(), dgh.get(),
                        dh0 ? dh0 + d * N * H : nullptr);
-    // This direction's weight gradients while its dGh is at hand: sums over all T*N rows.
+    // This direction's weight gradients while its dGh is at hand: sums over all running rows.
     if (grads.w_hh[d]) {
       GemmShape g;
       g.M = G, g.N = H, g.K = rows;
@@ -510,12 +525,13 @@ void gru_cpu_backward(const GruLayerShape& s, const float* x, const float* /*h0*
       }
     }
   }
+  const Floats packed_x = steps.packed(s) && (grads.w_ih[0] || grads.w_ih[1]) ? pack_rows(x, I, s, steps) : Floats();
   for (int64_t d = 0; d < D; ++d) {
     if (grads.w_ih[d]) {
       GemmShape g;
       g.M = G, g.N = I, g.K = rows;
       g.trans_a = true, g.lda = D * G, g.ldb = I;
-      gemm_cpu(g, dgx.get() + d * G, x, grads.w_ih[d]);
+      gemm_cpu(g, dgx.get() + d * G, steps.packed(s) ? packed_x.get() : x, grads.w_ih[d]);
     }
     if (grads.b_ih[d]) {
       float* db = grads.b_ih[d];
@@ -531,7 +547,18 @@ void gru_cpu_backward(const GruLayerShape& s, const float* x, const float* /*h0*
     GemmShape g;
     g.M = rows, g.N = I, g.K = D * G;
     g.lda = D * G, g.ldb = I;
-    gemm_cpu(g, dgx.get(), st.w, dx);
+    if (!steps.packed(s)) {
+      gemm_cpu(g, dgx.get(), st.w, dx);
+      return;
+    }
+    // Packed rows back to [T, N, I], zero past each sequence's end.
+    auto packed_dx = floats(rows * I);
+    gemm_cpu(g, dgx.get(), st.w, packed_dx.get());
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t n = steps.active[t];
+      std::memcpy(dx + t * N * I, packed_dx.get() + steps.offset[t] * I, sizeof(float) * n * I);
+      std::memset(dx + (t * N + n) * I, 0, sizeof(float) * (N - n) * I);
+    }
   }
 }
 
