@@ -67,6 +67,33 @@ void begin_run(const RunConfig& config) {
   manual_seed(config.train.seed);
 }
 
+bool RunPlacement::main_rank() const { return !group || group->is_main(); }
+
+RunPlacement place_run(const RunConfig& config) {
+  RunPlacement placement;
+  if (train::distributed::ProcessGroup::launched_with_several_processes())
+    placement.group = train::distributed::ProcessGroup::create();
+  if (placement.group && placement.group->world_size() == 1) placement.group.reset();
+  placement.device = parse_device(config.train.device);
+  if (placement.group && placement.device.is_cuda()) placement.device = placement.group->device();
+  return placement;
+}
+
+void place_trainer(train::TrainerOptions& options, const RunPlacement& placement, const RunConfig& config) {
+  options.device = placement.device;
+  options.process_group = placement.group;
+  if (!placement.group) return;
+  const int world = placement.group->world_size();
+  if (config.train.batch_size % world != 0)
+    throw ValueError("train.batch_size (" + std::to_string(config.train.batch_size) + ") must be a multiple of the " +
+                     std::to_string(world) + " processes it is split over");
+  options.batch_size = config.train.batch_size / world;
+}
+
+void wait_for_run_files(const RunPlacement& placement) {
+  if (placement.group) placement.group->barrier();
+}
+
 void end_run(const RunConfig& config, std::ostream& log) {
   const fs::path out = config.output_dir;
   try {
@@ -128,14 +155,9 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
   // Model and what trains.
   const int64_t num_labels = splits.labels.size();
   TextModel model = prepare_model(config, tokenizer, num_labels, extra, /*load_pretrained=*/true, log);
-  // Under mpirun / srun with several processes: data-parallel training over them (the group is
-  // made here, before the model moves, because with CUDA each process takes its local rank's GPU).
-  std::shared_ptr<train::distributed::ProcessGroup> group;
-  if (train::distributed::ProcessGroup::launched_with_several_processes())
-    group = train::distributed::ProcessGroup::create();
-  if (group && group->world_size() == 1) group.reset();
-  Device device = parse_device(config.train.device);
-  if (group && device.is_cuda()) device = group->device();
+  // Under mpirun / srun with several processes: data-parallel training over them.
+  const RunPlacement placement = place_run(config);
+  const Device device = placement.device;
   // On its device from the start: feature extraction runs the backbone before the Trainer exists.
   model.module->to(device);
   if (device.is_cuda()) log << "device: " << device.str() << "\n";
@@ -268,19 +290,10 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
   // Length buckets cut padding, most of the speed on a CPU; but DANN's domain classifier needs both
   // domains in a batch, and buckets would split them wherever their lengths differ.
   options.group_by_length = strategy != "feature_extraction" && !config.domain_adaptation.enabled;
-  // Under mpirun / srun with several processes: data-parallel training over them; train.batch_size
-  // stays the global batch (the same steps and schedule as one process), split over the processes.
-  // Only rank 0 writes the run's files.
-  options.device = device;
-  options.process_group = group;
-  if (options.process_group) {
-    const int world = options.process_group->world_size();
-    if (config.train.batch_size % world != 0)
-      throw ValueError("train.batch_size (" + std::to_string(config.train.batch_size) + ") must be a multiple of the " +
-                       std::to_string(world) + " processes it is split over");
-    options.batch_size = config.train.batch_size / world;
-  }
-  const bool main_rank = !options.process_group || options.process_group->is_main();
+  // Data-parallel under mpirun: train.batch_size split over the processes; only rank 0 writes the
+  // run's files.
+  place_trainer(options, placement, config);
+  const bool main_rank = placement.main_rank();
   if (model.multi) options.evaluate = [&] { return evaluate_heads(false); };
   train::Trainer trainer(*trained, *optimizer, scheduler.get(), forward, options);
   if (strategy == "gradual_unfreezing" && !config.lora.enabled)
@@ -319,7 +332,7 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log) {
     nn::write_file_atomic(out / "results.json", result.to_json().dump(2) + "\n");
     end_run(config, log);
   }
-  if (options.process_group) options.process_group->barrier();  // the files are there for every rank
+  wait_for_run_files(placement);  // the files are there for every rank
   log << "test: accuracy " << result.test.at("accuracy") << ", macro_f1 " << result.test.at("macro_f1") << " ("
       << result.test_examples << " examples; " << result.trainable_parameters << " of " << result.parameters
       << " parameters trained; " << result.seconds << " s)\n";

@@ -21,12 +21,21 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "tensor/device.h"
 #include "train/cli/run_config.h"
 #include "train/metrics.h"
+
+namespace graft::train {
+struct TrainerOptions;
+namespace distributed {
+class ProcessGroup;
+}
+}  // namespace graft::train
 
 namespace graft::cli {
 
@@ -51,6 +60,24 @@ FinetuneResult run_finetune(const RunConfig& config, std::ostream& log);
 // config.overwrite (ValueError), creates it, writes the resolved config.json atomically, and seeds
 // the default generator with train.seed.
 void begin_run(const RunConfig& config);
+
+// Where a run trains. Under mpirun / srun with several processes: the data-parallel process group
+// (made here, before the model moves: with CUDA each process takes its local rank's GPU), else
+// null; and the device, train.device or that GPU.
+struct RunPlacement {
+  std::shared_ptr<train::distributed::ProcessGroup> group;
+  Device device = Device::cpu();
+  bool main_rank() const;  // the process that writes the run's files (rank 0, or the only one)
+};
+RunPlacement place_run(const RunConfig& config);
+
+// Hands the placement to the Trainer: its device, and with a group train.batch_size (the global
+// batch: the same steps and schedule as one process) split over the processes (ValueError unless
+// it divides evenly).
+void place_trainer(train::TrainerOptions& options, const RunPlacement& placement, const RunConfig& config);
+
+// After the main rank has written the run's files: every rank waits for them (no-op alone).
+void wait_for_run_files(const RunPlacement& placement);
 
 // What every run does last, after results.json: curves.svg from log.jsonl (train/cli/plot.h). A
 // plot that fails is reported on `log` and does not fail the finished run.

@@ -284,7 +284,9 @@ FinetuneResult run_forecast(const RunConfig& config, std::ostream& log) {
       << metric_line(splits.test.persistence) << "\n";
 
   Model model = prepare_model(config, /*load_init=*/true, log);
-  model.module->to(parse_device(config.train.device));  // before feature extraction runs the GRU
+  // Under mpirun / srun with several processes: data-parallel training over them, as text runs.
+  const RunPlacement placement = place_run(config);
+  model.module->to(placement.device);  // before feature extraction runs the GRU
   const bool feature_extraction = config.strategy.type == "feature_extraction";
 
   // Feature extraction trains the head alone, on the frozen GRU's states computed once.
@@ -317,6 +319,7 @@ FinetuneResult run_forecast(const RunConfig& config, std::ostream& log) {
 
   train::TrainerOptions options = trainer_options(config);
   options.task = train::MetricAccumulator::Task::regression;
+  place_trainer(options, placement, config);
   train::Trainer trainer(*trained, *optimizer, scheduler.get(), forward, options);
   const train::TrainResult fit = trainer.fit(train_set, &validation_set);
 
@@ -333,15 +336,19 @@ FinetuneResult run_forecast(const RunConfig& config, std::ostream& log) {
   result.stopped_early = fit.stopped_early;
   result.baseline = splits.test.persistence;
 
-  nn::save_weights(*model.module, out / "model.safetensors");
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  nlohmann::json results = result.to_json();
-  results["baseline_persistence"] = {{"validation", splits.validation.persistence}, {"test", splits.test.persistence}};
-  results["normalization"] = norm.to_json();
-  results["units"] = "mse, mae and rmse in the units of column " + config.forecast.column +
-                     "; loss is the training loss, the MSE of normalised values (see normalization)";
-  nn::write_file_atomic(out / "results.json", results.dump(2) + "\n");
-  end_run(config, log);
+  if (placement.main_rank()) {  // only rank 0 writes the run's files
+    nn::save_weights(*model.module, out / "model.safetensors");
+    nlohmann::json results = result.to_json();
+    results["baseline_persistence"] = {{"validation", splits.validation.persistence},
+                                       {"test", splits.test.persistence}};
+    results["normalization"] = norm.to_json();
+    results["units"] = "mse, mae and rmse in the units of column " + config.forecast.column +
+                       "; loss is the training loss, the MSE of normalised values (see normalization)";
+    nn::write_file_atomic(out / "results.json", results.dump(2) + "\n");
+    end_run(config, log);
+  }
+  wait_for_run_files(placement);
   log << "validation: " << metric_line(result.validation) << " (persistence " << metric_line(splits.validation.persistence)
       << ")\n";
   log << "test: " << metric_line(result.test) << " (persistence " << metric_line(splits.test.persistence) << "; "

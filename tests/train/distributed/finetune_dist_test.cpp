@@ -1,8 +1,10 @@
 // `graft finetune` under mpirun: run_finetune creates the process group itself (the launcher's
 // environment says several processes), trains data-parallel, and only rank 0 writes the run's
-// model and results. On a tiny BERT (as tests/train/cli/finetune_test.cpp) and a toy CSV.
+// model and results. On a tiny BERT (as tests/train/cli/finetune_test.cpp) and a toy CSV, and a
+// GRU forecaster on a noisy sine (as tests/train/cli/forecast_test.cpp).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -94,6 +96,46 @@ TEST(DistributedFinetune, TrainsDataParallelAndOnlyRankZeroWritesTheRun) {
     // train.batch_size is the global batch (8), as in one process: the same number of steps.
     EXPECT_EQ(r.steps, 6 * ((r.train_examples + 7) / 8)) << strategy;
   }
+  g->barrier();
+  if (g->rank() == 0) std::filesystem::remove_all(dir);
+}
+
+// Forecaster runs (model.type gru_forecaster) join the process group as text runs do.
+TEST(DistributedFinetune, ForecasterTrainsDataParallelAndOnlyRankZeroWritesTheRun) {
+  auto& g = world();
+  std::string dir_name;
+  if (g->rank() == 0) {
+    const auto path = std::filesystem::temp_directory_path() / ("graft-dist-fc-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+    std::ofstream csv(path / "series.csv");
+    csv << "step,value\n";
+    Generator noise_gen(5);
+    const std::vector<float> noise = randn({400}, DType::f32, &noise_gen).to_vector<float>();
+    for (int i = 0; i < 400; ++i)
+      csv << i << "," << 50.0 + 10.0 * std::sin(2.0 * M_PI * i / 24.0) + 0.3 * noise[static_cast<size_t>(i)] << "\n";
+    dir_name = path.string();
+  }
+  const std::filesystem::path dir = g->broadcast_bytes(dir_name, 0);
+  cli::ConfigDocument doc = cli::ConfigDocument::parse(R"({"train": {"epochs": 4, "restore_best": false}})", "test.json");
+  doc.set("model.type=gru_forecaster");
+  doc.set("model.gru_hidden=8");
+  doc.set("data.path=" + (dir / "series.csv").string());
+  doc.set("forecast.column=value");
+  doc.set("forecast.window=24");
+  doc.set("train.progress=false");
+  doc.set("train.batch_size=8");
+  doc.set("optim.lr=1e-2");
+  doc.set("output_dir=" + (dir / "run").string());
+  const cli::RunConfig config = cli::read_run_config(doc);
+  std::ostringstream log;
+  const cli::FinetuneResult r = cli::run_finetune(config, log);
+  for (const char* file : {"config.json", "log.jsonl", "model.safetensors", "results.json"})
+    EXPECT_TRUE(std::filesystem::exists(dir / "run" / file)) << file;
+  // The same results on every rank, and train.batch_size the global batch: the steps of one process.
+  std::vector<double> mine{r.test.at("mse"), r.test.at("mae"), static_cast<double>(r.steps)};
+  for (const auto& other : g->all_gather(mine)) EXPECT_EQ(other, mine);
+  EXPECT_EQ(r.steps, 4 * ((r.train_examples + 7) / 8));
   g->barrier();
   if (g->rank() == 0) std::filesystem::remove_all(dir);
 }
