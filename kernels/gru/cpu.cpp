@@ -6,7 +6,7 @@
 //   it): the input projection of every step and direction at once, Gx = x [W_ih0; W_ih1]^T + bias; in
 //   backward the weight gradients over all steps (dW_ih = dGx^T x, dW_hh = dGh^T h_prev) and dx. dx is
 //   skipped when the caller does not want it (a first layer whose input needs no gradient): oneDNN's
-//   RNN primitive always computes it, a seventh of a training step's FLOPs.
+//   RNN primitive always computes it, a sixth of a one-layer training step's FLOPs.
 // - The recurrence is serial: each step is an [N, H] x [H, 3H] product. One parallel region runs every
 //   step of a direction; each thread owns a slice of hidden units and keeps W_hh's columns for them
 //   packed (read in order, once per step), so a step is one pass over the packed weights plus the gate
