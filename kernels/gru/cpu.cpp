@@ -164,11 +164,14 @@ Floats pack_backward(const float* w_hh, int64_t H) {
 // threads than cores still progress) instead of taking OpenMP's barrier: under
 // OMP_WAIT_POLICY=passive, or once GNU OpenMP's spin count runs out, that one puts the threads to
 // sleep at every step, and waking them costs more than a small step (measured: N=1 inference 7x
-// slower under passive waiting). The team size is set by one thread of the region (`omp single`,
-// whose implied barrier publishes it) before the first wait.
+// slower under passive waiting). Every thread of the region calls join() before the first wait:
+// one of them sets the team size (`omp single`, whose implied barrier publishes it).
 class StepBarrier {
  public:
-  void set_threads(int threads) { threads_ = threads; }
+  void join() {
+#pragma omp single
+    threads_ = omp_get_num_threads();
+  }
   void wait() {
     const int generation = generation_.load(std::memory_order_acquire);
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == threads_) {
@@ -191,10 +194,13 @@ class StepBarrier {
   std::atomic<int> generation_{0};
 };
 
-// The contiguous share [begin, end) of `count` items for thread `tid` of `threads`.
-inline void share(int64_t count, int tid, int threads, int64_t& begin, int64_t& end) {
-  begin = count * tid / threads;
-  end = count * (tid + 1) / threads;
+// The calling thread's contiguous share [begin, end) of `count` items in its parallel region.
+struct Share {
+  int64_t begin, end;
+};
+inline Share my_share(int64_t count) {
+  const int64_t threads = omp_get_num_threads(), tid = omp_get_thread_num();
+  return {count * tid / threads, count * (tid + 1) / threads};
 }
 
 // Per direction: the stacked input weights [D*3H, I] (a view of w_ih[0] when D = 1) and the bias
@@ -289,11 +295,8 @@ void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const
   StepBarrier barrier;
 #pragma omp parallel
   {
-#pragma omp single
-    barrier.set_threads(omp_get_num_threads());
-    const int threads = omp_get_num_threads(), tid = omp_get_thread_num();
-    int64_t b0, b1;
-    share(blocks, tid, threads, b0, b1);
+    barrier.join();
+    const Share units = my_share(blocks);
     std::vector<float> acc(static_cast<size_t>(N * kW));
     for (int64_t step = 0; step < T; ++step) {
       const int64_t t = reverse ? T - 1 - step : step;
@@ -304,7 +307,7 @@ void forward_direction(const GruLayerShape& s, int64_t d, const float* gx, const
       const float* hp = state_in(step);
       float* hnext = step + 1 < T ? state_in(step + 1) : nullptr;
       const bool zero_state = step == 0 && !h0;
-      for (int64_t b = b0; b < b1; ++b) {
+      for (int64_t b = units.begin; b < units.end; ++b) {
         const int64_t u0 = b * kU;
         const bool full = u0 + kU <= H;
         const __m256i mask = full ? none : lane_mask(H - u0);
@@ -368,12 +371,8 @@ void backward_direction(const GruLayerShape& s, int64_t d, const float* w_hh, co
   StepBarrier barrier;
 #pragma omp parallel
   {
-#pragma omp single
-    barrier.set_threads(omp_get_num_threads());
-    const int threads = omp_get_num_threads(), tid = omp_get_thread_num();
-    int64_t u_begin, u_end, c_begin, c_end;
-    share(unit_blocks, tid, threads, u_begin, u_end);
-    share(col_blocks, tid, threads, c_begin, c_end);
+    barrier.join();
+    const Share units = my_share(unit_blocks), cols = my_share(col_blocks);
     std::vector<float> acc(static_cast<size_t>(N * kW));
     const __m256 one = _mm256_set1_ps(1.0f);
     for (int64_t step = T - 1; step >= 0; --step) {
@@ -381,7 +380,7 @@ void backward_direction(const GruLayerShape& s, int64_t d, const float* w_hh, co
       const int64_t rows = active[t];
       // Gate gradients of this thread's units.
       const int64_t row0 = steps.offset[t];
-      for (int64_t b = u_begin; b < u_end; ++b) {
+      for (int64_t b = units.begin; b < units.end; ++b) {
         const int64_t u0 = b * kU;
         const bool full = u0 + kU <= H;
         const __m256i mask = full ? none : lane_mask(H - u0);
@@ -416,7 +415,7 @@ void backward_direction(const GruLayerShape& s, int64_t d, const float* w_hh, co
       const int64_t next_rows = last ? 0 : active[t_next];
       const int64_t gemm_rows = dh0 ? rows : std::min(rows, next_rows);
       const float* a = dgh + row0 * G;
-      for (int64_t c = c_begin; c < c_end; ++c) {
+      for (int64_t c = cols.begin; c < cols.end; ++c) {
         const int64_t c0 = c * kW;
         __m256i masks[3];
         bool fulls[3];
